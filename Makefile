@@ -1,0 +1,47 @@
+# smartqueue: `make run` starts the local stack, `make test` runs every check.
+# Both set up what they need on a fresh machine (venv from requirements.lock, and
+# redis-server/nginx through apt-get when missing).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help venv system-deps lint format types test run bench clean
+
+help:
+	@echo "make run    - local stack on loopback (redis, smartqueue)"
+	@echo "make test   - lint, types and all tests"
+	@echo "make format - apply ruff formatting"
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+system-deps:
+	@scripts/ensure-system-deps.sh redis-server nginx
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: venv
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+types: venv
+	$(BIN)/mypy
+
+test: venv system-deps lint types
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+run: venv system-deps
+	@scripts/run-local.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,49 @@
+"""The FastAPI app factory; its lifespan owns the shared clients and background tasks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from smartqueue import __version__
+from smartqueue.api.errors import install_error_handlers
+from smartqueue.api.routes import admin, health, jobs, queue
+from smartqueue.api.services import Services
+from smartqueue.config import FleetConfig, Settings
+from smartqueue.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+smartqueue keeps inference requests durably in Redis Streams and dispatches each to the best
+GPU of its route as soon as one can take it. Nginx hands requests here when no GPU can take
+them; clients may also submit directly with `POST /enqueue` and follow `GET /status/{job_id}`.
+"""
+
+
+def create_app(settings: Settings, fleet: FleetConfig) -> FastAPI:
+    """The smartqueue service for `settings` and `fleet`."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.build(settings, fleet)
+        app.state.services = services
+        try:
+            await services.store.ensure_groups()
+        except StoreUnavailable as error:
+            log.warning("starting without Redis: %s", error.message)
+        try:
+            yield
+        finally:
+            await services.store.aclose()
+
+    app = FastAPI(
+        title="smartqueue", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    install_error_handlers(app)
+    for module in (jobs, admin, queue, health):
+        app.include_router(module.router)
+    return app

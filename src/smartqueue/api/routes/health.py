@@ -1,0 +1,39 @@
+"""Readiness and liveness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from smartqueue.api.deps import ServicesDep, StoreDep
+from smartqueue.errors import StoreUnavailable
+from smartqueue.models import HealthView
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/health",
+    response_model=HealthView,
+    responses={503: {"model": HealthView, "description": "Redis does not answer"}},
+)
+async def health(store: StoreDep, response: Response) -> HealthView:
+    """Ready when Redis answers; never depends on the GPUs (the queue absorbs their outages)."""
+    try:
+        await store.ping()
+    except StoreUnavailable:
+        response.status_code = 503
+        response.headers["Retry-After"] = "1"
+        return HealthView(status="unavailable", redis="down")
+    return HealthView(status="ok", redis="up")
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The process answers; checks nothing else."""
+    return {"status": "ok"}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics."""
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")

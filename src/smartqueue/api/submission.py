@@ -1,0 +1,114 @@
+"""Turning an HTTP request into a job: body within its limit, headers on the allowlist."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+
+from fastapi import Request
+
+from smartqueue.config import FleetConfig
+from smartqueue.errors import BadRequest, InvalidInput, PayloadTooLarge
+from smartqueue.models import Priority, new_job_id
+from smartqueue.store import NewJob
+
+KEPT_HEADERS = frozenset({"content-type", "accept", "x-request-id"})
+KEPT_PREFIX = "x-syslog-"
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Only the allow-listed headers travel with a job; secrets never reach Redis."""
+    return {
+        name.lower(): value
+        for name, value in headers.items()
+        if name.lower() in KEPT_HEADERS or name.lower().startswith(KEPT_PREFIX)
+    }
+
+
+async def read_body(request: Request, *, limit_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it grows past `limit_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit_bytes:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit_bytes} limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise PayloadTooLarge(f"request body is over the {limit_bytes} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_payload(body: bytes, content_type: str | None) -> None:
+    """Refuse an empty body, and a JSON body that does not parse."""
+    if not body.strip():
+        raise InvalidInput("request body is empty: send the job (normally OpenAI JSON)")
+    if content_type and "json" in content_type:
+        try:
+            json.loads(body)
+        except ValueError as error:
+            raise BadRequest(
+                f"request body is not valid JSON: {error}", code="invalid_json"
+            ) from None
+
+
+def resolve_route(fleet: FleetConfig, header_value: str | None) -> str:
+    """The route named by X-Syslog-Model (`default` when absent); 422 when unknown."""
+    route = header_value or "default"
+    if route not in fleet.routes:
+        known = ", ".join(fleet.route_names)
+        raise InvalidInput(
+            f"X-Syslog-Model {route!r} is not a known route (known: {known})",
+            code="unknown_route",
+            param="X-Syslog-Model",
+        )
+    return route
+
+
+def parse_priority(header_value: str | None) -> Priority:
+    """The priority named by X-Syslog-Priority (`normal` when absent); 422 when unknown."""
+    value = (header_value or Priority.NORMAL.value).strip().lower()
+    try:
+        return Priority(value)
+    except ValueError:
+        allowed = ", ".join(priority.value for priority in Priority)
+        raise InvalidInput(
+            f"X-Syslog-Priority {header_value!r} is not one of: {allowed}",
+            code="invalid_priority",
+            param="X-Syslog-Priority",
+        ) from None
+
+
+def idempotency_digest(key: str | None) -> str | None:
+    """The stored form of an Idempotency-Key: a hash, so the key itself is never kept."""
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters",
+            param="Idempotency-Key",
+        )
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def build_job(request: Request, fleet: FleetConfig, *, limit_bytes: int) -> NewJob:
+    """A NewJob from a submission request, or a 4xx naming what is wrong with it."""
+    headers = request.headers
+    route = resolve_route(fleet, headers.get("x-syslog-model"))
+    priority = parse_priority(headers.get("x-syslog-priority"))
+    digest = idempotency_digest(headers.get("idempotency-key"))
+    body = await read_body(request, limit_bytes=limit_bytes)
+    check_payload(body, headers.get("content-type"))
+    return NewJob(
+        job_id=new_job_id(),
+        route=route,
+        priority=priority,
+        payload=body,
+        headers=kept_headers(headers),
+        created_at=time.time(),
+        idempotency_digest=digest,
+    )

@@ -1,0 +1,17 @@
+"""The `smartqueue` command line: serve, sim, nginx render, and operator commands."""
+
+from __future__ import annotations
+
+import typer
+
+from smartqueue.serve import serve_command
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.command("serve")(serve_command)
+
+# Sub-command groups register themselves here; each lives beside the code it drives.
+
+
+def main() -> None:
+    """Entry point of the `smartqueue` console script."""
+    app()

@@ -1,0 +1,188 @@
+"""Configuration: service settings from `SMARTQUEUE_*` env vars and the fleet file.
+
+Both are read once at start-up and passed down; nothing here is a module global.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ROUTE = "default"
+
+
+class FleetError(Exception):
+    """The fleet file is missing or invalid; the message is one line naming the field."""
+
+
+class Engine(StrEnum):
+    """Inference server software on a GPU host; decides which metric endpoints exist."""
+
+    LLAMACPP = "llamacpp"
+    VLLM = "vllm"
+    OLLAMA = "ollama"
+    OPENAI = "openai"
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"must not carry a query or fragment, got {value!r}")
+    return value.rstrip("/")
+
+
+class GpuConfig(BaseModel):
+    """One GPU host: its OpenAI-compatible server and its metrics sidecar."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)]
+    url: str = Field(description="OpenAI-compatible base URL, without /v1")
+    sidecar_url: str = Field(description="Base URL of the GPU metrics sidecar")
+    engine: Engine
+    model: str = Field(min_length=1, description="Model name the server serves")
+    slots: int = Field(ge=1, le=1024, description="Most concurrent jobs smartqueue sends")
+    priority: int = Field(default=1, ge=0)
+    vram_total_mb: int = Field(gt=0)
+    api_key_env: str | None = Field(
+        default=None, description="Env var holding the API key smartqueue sends to this GPU"
+    )
+
+    _urls_are_http = field_validator("url", "sidecar_url")(_check_http_url)
+
+
+class FleetConfig(BaseModel):
+    """The GPUs and the routes (`X-Syslog-Model` value -> GPUs in order of preference)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gpus: list[GpuConfig] = Field(min_length=1)
+    routes: dict[str, list[str]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> FleetConfig:
+        names = [gpu.name for gpu in self.gpus]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"gpus[{index}].name: duplicate GPU name {name!r}")
+        if DEFAULT_ROUTE not in self.routes:
+            raise ValueError(f"routes: a {DEFAULT_ROUTE!r} route is required")
+        for route, members in self.routes.items():
+            _check_route(route, members, names)
+        return self
+
+    def gpu(self, name: str) -> GpuConfig:
+        """The GPU called `name` (KeyError if the fleet has none)."""
+        for gpu in self.gpus:
+            if gpu.name == name:
+                return gpu
+        raise KeyError(name)
+
+    def route_gpus(self, route: str) -> list[GpuConfig]:
+        """GPUs of a route, preferred first."""
+        return [self.gpu(name) for name in self.routes[route]]
+
+    @property
+    def route_names(self) -> list[str]:
+        """Every route name, in file order."""
+        return list(self.routes)
+
+
+def _check_route(route: str, members: list[str], known: list[str]) -> None:
+    if not route or len(route) > 128 or not route.isprintable():
+        raise ValueError(f"routes: invalid route name {route!r}")
+    if not members:
+        raise ValueError(f"routes.{route}: lists no GPU")
+    for index, member in enumerate(members):
+        if member not in known:
+            raise ValueError(
+                f"routes.{route}[{index}]: unknown GPU {member!r} (known: {', '.join(known)})"
+            )
+        if member in members[:index]:
+            raise ValueError(f"routes.{route}[{index}]: GPU {member!r} listed twice")
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
+    ).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def parse_fleet(document: Any, *, source: str = "fleet") -> FleetConfig:
+    """Validate a parsed fleet document, raising FleetError with one clear line."""
+    if not isinstance(document, dict):
+        raise FleetError(f"{source}: expected a mapping with 'gpus' and 'routes'")
+    try:
+        return FleetConfig.model_validate(document)
+    except ValidationError as error:
+        raise FleetError(f"{source}: {_describe_validation_error(error)}") from None
+
+
+def load_fleet(path: Path) -> FleetConfig:
+    """Read and validate the fleet YAML file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise FleetError(f"{path}: cannot read fleet file ({error.strerror})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise FleetError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return parse_fleet(document, source=str(path))
+
+
+class Settings(BaseSettings):
+    """Service settings; every field can be set with `SMARTQUEUE_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTQUEUE_", frozen=True, extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    fleet: Path = Path("deploy/fleet.local.yaml")
+    admin_token: SecretStr | None = None
+    key_prefix: str = Field(default="sq", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    # Backpressure (depth = jobs waiting for dispatch).
+    queue_warn_depth: int = Field(default=30, ge=1)
+    queue_overload_depth: int = Field(default=40, ge=1)
+    queue_open_depth: int = Field(default=50, ge=1)
+    ceiling_low: int = Field(default=30, ge=1, description="low is refused from this depth")
+    ceiling_normal: int = Field(default=40, ge=1)
+    ceiling_high: int = Field(default=50, ge=1)
+
+    # Jobs.
+    max_retries: int = Field(default=3, ge=0)
+    job_timeout_s: float = Field(default=300.0, gt=0)
+    max_wait_s: float = Field(default=600.0, gt=0, description="queued longer -> dead")
+    terminal_ttl_s: int = Field(default=86_400, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    max_result_bytes: int = Field(default=8_388_608, ge=1)
+    idempotency_ttl_s: int = Field(default=86_400, ge=1)
+
+    # Engine.
+    consumers: int = Field(default=4, ge=0)
+    probe_interval_s: float = Field(default=5.0, gt=0)
+    breaker_failure_threshold: int = Field(default=3, ge=1)
+    breaker_recovery_s: float = Field(default=30.0, gt=0)
+    consumer_ttl_s: float = Field(default=15.0, gt=0, description="silent longer -> gone")
+
+    # Redis client.
+    redis_timeout_s: float = Field(default=1.0, gt=0)

@@ -1,0 +1,40 @@
+"""`smartqueue serve`: load the settings and the fleet file, then run the service."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from smartqueue.api.app import create_app
+from smartqueue.config import FleetError, Settings, load_fleet
+from smartqueue.logs import configure_logging
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8091,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run the smartqueue service (settings from SMARTQUEUE_* env vars)."""
+    configure_logging(log_level)
+    settings = Settings()
+    try:
+        fleet = load_fleet(settings.fleet)
+    except FleetError as error:
+        typer.echo(f"smartqueue: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    logging.getLogger(__name__).info(
+        "serving", extra={"host": host, "port": port, "gpus": [g.name for g in fleet.gpus]}
+    )
+    uvicorn.run(
+        create_app(settings, fleet),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.job_timeout_s),
+    )
