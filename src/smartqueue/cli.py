@@ -9,6 +9,12 @@ from smartqueue.serve import serve_command
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("serve")(serve_command)
 
+
+@app.callback()
+def root() -> None:
+    """smartqueue: a GPU-aware inference queue and router for a self-hosted LLM fleet."""
+
+
 # Sub-command groups register themselves here; each lives beside the code it drives.
 
 
