@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from smartqueue.nginx import register as register_nginx
 from smartqueue.serve import serve_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -16,6 +17,7 @@ def root() -> None:
 
 
 # Sub-command groups register themselves here; each lives beside the code it drives.
+register_nginx(app)
 
 
 def main() -> None:
