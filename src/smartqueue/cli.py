@@ -6,6 +6,7 @@ import typer
 
 from smartqueue.nginx import register as register_nginx
 from smartqueue.serve import serve_command
+from smartqueue.sim.cli import register as register_sim
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("serve")(serve_command)
@@ -17,6 +18,7 @@ def root() -> None:
 
 
 # Sub-command groups register themselves here; each lives beside the code it drives.
+register_sim(app)
 register_nginx(app)
 
 

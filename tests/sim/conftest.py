@@ -1,0 +1,68 @@
+"""In-process sims for app tests: a SimGpu, its two apps and httpx clients on them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from smartqueue.config import Engine
+from smartqueue.sim.gpu import SimGpu, SimSettings
+from smartqueue.sim.server import build_engine_app
+from smartqueue.sim.sidecar import build_sidecar_app
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+        self.now_s += seconds
+
+
+@dataclass
+class AppSim:
+    """One in-process sim: its state, a client on the main app and one on the sidecar."""
+
+    sim: SimGpu
+    main: httpx.AsyncClient
+    sidecar: httpx.AsyncClient
+    clock: FakeClock
+
+
+@pytest.fixture
+async def make_app_sim() -> AsyncIterator[Callable[..., AppSim]]:
+    """Build in-process sims from SimSettings fields (speed 100 unless given)."""
+    clients: list[httpx.AsyncClient] = []
+
+    def build(**fields: object) -> AppSim:
+        settings = SimSettings.model_validate({"speed": 100.0, **fields})
+        clock = FakeClock()
+        sim = SimGpu(settings, clock=clock)
+        main = _client(build_engine_app(sim), "http://gpu")
+        sidecar = _client(build_sidecar_app(sim), "http://sidecar")
+        clients.extend((main, sidecar))
+        return AppSim(sim=sim, main=main, sidecar=sidecar, clock=clock)
+
+    yield build
+    for client in clients:
+        await client.aclose()
+
+
+def _client(app: object, base_url: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url=base_url, timeout=10)
+
+
+@pytest.fixture
+def llamacpp_sim(make_app_sim: Callable[..., AppSim]) -> AppSim:
+    """A llama.cpp sim with 2 slots."""
+    return make_app_sim(engine=Engine.LLAMACPP, slots=2)

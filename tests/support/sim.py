@@ -1,0 +1,183 @@
+"""Start real `smartqueue sim` / `sim-fleet` processes on free loopback ports for tests.
+
+    with running_sim(engine="vllm", slots=2, speed=100) as gpu:
+        httpx.post(f"{gpu.url}/v1/chat/completions", json=...)
+        gpu.set_faults("rate_limit", retry_after_s=2)
+        assert gpu.stats()["max_in_flight"] <= 2
+
+The process picks its own ports (`--port 0`) and reports them through `--ready-file`, so
+parallel tests never race for a port. Control calls are synchronous (short, local); from async
+tests they block the loop for a millisecond, which is fine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+STARTUP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+CONTROL_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class SimHandle:
+    """One running simulated GPU: its URLs and its control API."""
+
+    name: str
+    url: str
+    sidecar_url: str
+    process: subprocess.Popen[bytes]
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{self.sidecar_url}{path}"
+        response = httpx.request(method, url, json=body, timeout=CONTROL_TIMEOUT_S)
+        response.raise_for_status()
+        return response.json()
+
+    def set_faults(self, mode: str = "none", **params: Any) -> dict[str, Any]:
+        """Switch the active fault (`none` clears it); returns the settings now active."""
+        result: dict[str, Any] = self._call("POST", "/sim/faults", {"mode": mode, **params})
+        return result
+
+    def faults(self) -> dict[str, Any]:
+        """The active fault settings."""
+        result: dict[str, Any] = self._call("GET", "/sim/faults")
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Requests per job id, totals, and current and highest concurrency."""
+        result: dict[str, Any] = self._call("GET", "/sim/stats")
+        return result
+
+    def reset_stats(self) -> dict[str, Any]:
+        """Forget totals and high-water marks."""
+        result: dict[str, Any] = self._call("POST", "/sim/stats/reset")
+        return result
+
+    def gpu_health(self) -> dict[str, Any]:
+        """The sidecar's GPU `/health` JSON."""
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
+
+    def reset(self) -> None:
+        """Clear faults and stats, e.g. between tests sharing one process."""
+        self.set_faults("none")
+        self.reset_stats()
+
+
+def sim_args(
+    *,
+    engine: str = "llamacpp",
+    model: str = "sim-model",
+    slots: int = 2,
+    speed: float = 100.0,
+    seed: int = 0,
+    profile: str = "default",
+    fault: str = "none",
+    loading_delay_s: float = 0.0,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """Command-line arguments of `smartqueue sim` after the sub-command name."""
+    return [
+        f"--engine={engine}", f"--model={model}", f"--slots={slots}", f"--speed={speed}",
+        f"--seed={seed}", f"--profile={profile}", f"--fault={fault}",
+        f"--loading-delay-s={loading_delay_s}", *extra_args,
+    ]  # fmt: skip
+
+
+@contextmanager
+def running_sim(
+    *,
+    engine: str = "llamacpp",
+    model: str = "sim-model",
+    slots: int = 2,
+    speed: float = 100.0,
+    seed: int = 0,
+    profile: str = "default",
+    fault: str = "none",
+    loading_delay_s: float = 0.0,
+    extra_args: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+) -> Iterator[SimHandle]:
+    """Run `python -m smartqueue sim` until the block ends; yields its handle."""
+    args = sim_args(
+        engine=engine, model=model, slots=slots, speed=speed, seed=seed, profile=profile,
+        fault=fault, loading_delay_s=loading_delay_s, extra_args=extra_args,
+    )  # fmt: skip
+    command = ["sim", f"--host={host}", "--port=0", "--sidecar-port=0", *args]
+    with _running(command, startup_timeout_s=startup_timeout_s) as handles:
+        yield handles[0]
+
+
+@contextmanager
+def running_sim_fleet(
+    fleet: Path,
+    *,
+    speed: float = 100.0,
+    extra_args: Sequence[str] = (),
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+) -> Iterator[dict[str, SimHandle]]:
+    """Run `python -m smartqueue sim-fleet` on a fleet file; yields handles by GPU name."""
+    command = ["sim-fleet", f"--fleet={fleet}", f"--speed={speed}", *extra_args]
+    with _running(command, startup_timeout_s=startup_timeout_s) as handles:
+        yield {handle.name: handle for handle in handles}
+
+
+@contextmanager
+def _running(command: list[str], *, startup_timeout_s: float) -> Iterator[list[SimHandle]]:
+    with tempfile.TemporaryDirectory(prefix="sq-sim-") as workdir:
+        ready_file, log_file = Path(workdir) / "ready.json", Path(workdir) / "sim.log"
+        with log_file.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "smartqueue", *command, f"--ready-file={ready_file}"],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+            try:
+                document = _wait_ready(process, ready_file, log_file, startup_timeout_s)
+                yield [_handle(entry, process) for entry in document["sims"]]
+            finally:
+                _stop(process)
+
+
+def _handle(entry: dict[str, str], process: subprocess.Popen[bytes]) -> SimHandle:
+    return SimHandle(
+        name=entry["name"], url=entry["url"], sidecar_url=entry["sidecar_url"], process=process
+    )
+
+
+def _wait_ready(
+    process: subprocess.Popen[bytes], ready_file: Path, log_file: Path, timeout_s: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready_file.exists():
+            document: dict[str, Any] = json.loads(ready_file.read_text(encoding="utf-8"))
+            return document
+        if process.poll() is not None:
+            break
+        time.sleep(0.02)
+    log = log_file.read_text(encoding="utf-8", errors="replace")[-2000:]
+    raise RuntimeError(f"sim did not become ready (exit code {process.poll()}):\n{log}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
