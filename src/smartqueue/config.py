@@ -178,11 +178,27 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(default=86_400, ge=1)
 
     # Engine.
-    consumers: int = Field(default=4, ge=0)
+    consumers: int | None = Field(
+        default=None, ge=0, description="consumer tasks per replica (default: the fleet's slots)"
+    )
     probe_interval_s: float = Field(default=5.0, gt=0)
+    probe_timeout_s: float = Field(default=2.0, gt=0)
     breaker_failure_threshold: int = Field(default=3, ge=1)
     breaker_recovery_s: float = Field(default=30.0, gt=0)
     consumer_ttl_s: float = Field(default=15.0, gt=0, description="silent longer -> gone")
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    lease_s: float = Field(default=30.0, gt=0, description="slot/claim hold without renewal")
+    claim_idle_s: float = Field(default=60.0, gt=0, description="idle longer -> reclaimed")
+    priority_aging_s: float = Field(
+        default=30.0, gt=0, description="a job waiting this long is served as if high priority"
+    )
+    max_reclaims: int = Field(default=3, ge=1, description="reclaimed more often -> poison")
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_cap_s: float = Field(default=60.0, gt=0)
+    idle_poll_s: float = Field(default=0.5, gt=0)
+    maintenance_interval_s: float = Field(default=0.25, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    connect_timeout_s: float = Field(default=3.0, gt=0)
 
     # Redis client.
     redis_timeout_s: float = Field(default=1.0, gt=0)

@@ -18,7 +18,7 @@ class Keys:
 
     def stream(self, priority: Priority, route: str) -> str:
         """Jobs waiting for dispatch, one stream per priority and route."""
-        return f"{self.prefix}:q:{priority.value}:{route}"
+        return f"{self.stream_prefix()}{priority.value}:{route}"
 
     def streams(self, routes: list[str]) -> list[str]:
         """Every job stream, high priority first."""
@@ -26,7 +26,7 @@ class Keys:
 
     def job(self, job_id: str) -> str:
         """A job's record (hash)."""
-        return f"{self.prefix}:job:{job_id}"
+        return f"{self.job_prefix()}{job_id}"
 
     def idempotency(self, digest: str) -> str:
         """An Idempotency-Key (hashed) -> job id."""
@@ -41,6 +41,19 @@ class Keys:
     def delayed(self) -> str:
         """Jobs waiting out a retry backoff (sorted set by due time)."""
         return f"{self.prefix}:delayed"
+
+    @property
+    def wake(self) -> str:
+        """A short list idle consumers block on; pushed when a job becomes ready."""
+        return f"{self.prefix}:wake"
+
+    def stream_prefix(self) -> str:
+        """The part of a job stream's key before `<priority>:<route>` (for Lua)."""
+        return f"{self.prefix}:q:"
+
+    def job_prefix(self) -> str:
+        """The part of a job record's key before the job id (for Lua)."""
+        return f"{self.prefix}:job:"
 
     @property
     def consumers(self) -> str:

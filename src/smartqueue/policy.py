@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from smartqueue.config import Settings
 from smartqueue.models import Priority
@@ -54,3 +55,61 @@ class Backpressure:
 
 def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
+
+
+class Failure(StrEnum):
+    """How a GPU call went wrong."""
+
+    CONNECT = "connect"  # refused or connect timeout: nothing was sent
+    HTTP = "http"  # the GPU answered with an error status
+    TIMEOUT = "timeout"  # the job's deadline passed mid-call
+    PROTOCOL = "protocol"  # broken connection, invalid JSON, stream cut short
+    TOO_LARGE = "too_large"  # the answer is over the result cap: never truncated, never retried
+
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def is_retryable(failure: Failure, status: int | None) -> bool:
+    """Everything but a 4xx other than 408/409/429 (and an oversized answer) may be tried again."""
+    if failure is Failure.TOO_LARGE:
+        return False
+    if failure is not Failure.HTTP or status is None:
+        return True
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+def counts_against_gpu(failure: Failure, status: int | None) -> bool:
+    """Failures that say the GPU is unwell (for its breaker); 429 and client errors don't."""
+    if failure is Failure.TOO_LARGE:
+        return False
+    if failure is not Failure.HTTP or status is None:
+        return True
+    return status >= 500 or status == 408
+
+
+def counts_as_attempt(failure: Failure) -> bool:
+    """A call that sent nothing (refused connection) does not use up one of the job's tries."""
+    return failure is not Failure.CONNECT
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries: how many, and the exponential backoff between them."""
+
+    max_retries: int = 3
+    base_s: float = 1.0
+    cap_s: float = 60.0
+
+    def backoff_s(self, attempt: int, *, retry_after_s: float | None, jitter: float) -> float:
+        """Delay before try `attempt + 1`: full-jitter exponential, never before Retry-After.
+
+        `jitter` is a number in [0, 1) supplied by the caller (random in production).
+        """
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** max(attempt - 1, 0))
+        delay = ceiling * (0.5 + jitter / 2)
+        return max(delay, retry_after_s or 0.0)
+
+    def exhausted(self, attempts: int) -> bool:
+        """True once the job has used its first try and every retry."""
+        return attempts > self.max_retries

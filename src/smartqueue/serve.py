@@ -6,9 +6,7 @@ import logging
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from smartqueue.api.app import create_app
 from smartqueue.config import FleetError, Settings, load_fleet
 from smartqueue.logs import configure_logging
 
@@ -19,6 +17,10 @@ def serve_command(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Run the smartqueue service (settings from SMARTQUEUE_* env vars)."""
+    import uvicorn  # the service's imports load only for this command
+
+    from smartqueue.api.app import create_app
+
     configure_logging(log_level)
     settings = Settings()
     try:

@@ -23,6 +23,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from smartqueue import lua
+from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.keys import GROUP, Keys
@@ -41,6 +42,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 RawEntries = list[tuple[bytes, dict[bytes, bytes]]]
+Arg = str | bytes | int | float  # one Lua script argument
+
+DEFAULT_PATH = "/v1/chat/completions"
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
@@ -69,6 +73,7 @@ class NewJob:
     headers: dict[str, str]
     created_at: float
     idempotency_digest: str | None = None
+    path: str = DEFAULT_PATH
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,15 @@ class StreamEntry:
     payload: bytes
     headers: dict[str, str]
     fields: dict[str, str] = field(default_factory=dict)
+    path: str = DEFAULT_PATH
+
+    def job_fields(self, job_id: str | None = None) -> list[str | bytes]:
+        """The fields of a stream entry that runs this job (as `job_id` when given)."""
+        fields: list[str | bytes] = ["job_id", job_id or self.job_id, "payload", self.payload,
+                                     "headers", json.dumps(self.headers)]  # fmt: skip
+        if self.path != DEFAULT_PATH:
+            fields += ["path", self.path]
+        return fields
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -112,7 +126,8 @@ def _decode_fields(raw: Mapping[bytes, bytes]) -> dict[str, str]:
     }
 
 
-def _entry_from_raw(entry_id: bytes, raw: Mapping[bytes, bytes]) -> StreamEntry:
+def entry_from_raw(entry_id: bytes, raw: Mapping[bytes, bytes]) -> StreamEntry:
+    """A stream entry from Redis' reply."""
     fields = _decode_fields(raw)
     return StreamEntry(
         entry_id=entry_id.decode(),
@@ -120,6 +135,7 @@ def _entry_from_raw(entry_id: bytes, raw: Mapping[bytes, bytes]) -> StreamEntry:
         payload=raw.get(b"payload", b""),
         headers=json.loads(fields.get("headers", "{}")),
         fields=fields,
+        path=fields.get("path", DEFAULT_PATH),
     )
 
 
@@ -161,16 +177,41 @@ def record_from_hash(job_id: str, raw: Mapping[bytes, bytes]) -> JobRecord:
     )
 
 
-def transition_args(
-    target: JobStatus, *, ttl_s: int, updates: Mapping[str, str | int | float]
-) -> list[str | int | float]:
+def transition_args(target: JobStatus, *, ttl_s: int, updates: Mapping[str, Arg]) -> list[Arg]:
     """ARGV for the lifecycle-guarded status change in lua.py."""
     allowed = sorted(status.value for status in sources_of(target))
     ttl = ttl_s if target.is_terminal else 0
-    args: list[str | int | float] = [target.value, ttl, len(allowed), *allowed]
+    args: list[Arg] = [target.value, ttl, len(allowed), *allowed]
     for name, value in updates.items():
         args += [name, value]
     return args
+
+
+@dataclass(frozen=True)
+class TakenJob:
+    """A job a consumer took from a stream, with a slot on `gpu`."""
+
+    entry: StreamEntry
+    stream: str
+    priority: Priority
+    route: str
+    gpu: str
+    deliveries: int
+    attempts: int
+    created_at: float
+
+    @property
+    def job_id(self) -> str:
+        """The job's id."""
+        return self.entry.job_id
+
+
+@dataclass(frozen=True)
+class Lease:
+    """How long a consumer's hold on a job and its slot lasts without renewal."""
+
+    lease_ms: int
+    aging_ms: int
 
 
 class Store:
@@ -197,6 +238,13 @@ class Store:
         self._cancel_queued = client.register_script(lua.CANCEL_QUEUED)
         self._dead_letter = client.register_script(lua.DEAD_LETTER)
         self._dlq_retry = client.register_script(lua.DLQ_RETRY)
+        self._take = client.register_script(lua.TAKE)
+        self._renew = client.register_script(lua.RENEW)
+        self._finish = client.register_script(lua.FINISH)
+        self._retry_later = client.register_script(lua.RETRY_LATER)
+        self._move_due = client.register_script(lua.MOVE_DUE)
+        self._expire_waiting = client.register_script(lua.EXPIRE_WAITING)
+        self._breaker_cas = client.register_script(lua.BREAKER_CAS)
 
     @classmethod
     def connect(cls, settings: Settings, *, routes: list[str]) -> Store:
@@ -245,12 +293,13 @@ class Store:
         target = streams.index(self.keys.stream(job.priority, job.route)) + 1
         before = PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority) + 1]
         ahead = [streams.index(self.keys.stream(p, job.route)) + 1 for p in before]
-        keys = [*streams, self.keys.job(job.job_id)]
+        keys = [*streams, self.keys.job(job.job_id), self.keys.wake]
         if job.idempotency_digest:
             keys.append(self.keys.idempotency(job.idempotency_digest))
+        path = "" if job.path == DEFAULT_PATH else job.path
         args = [GROUP, len(streams), target, ceiling, job.job_id, job.payload,
                 json.dumps(job.headers), job.route, job.priority.value, job.created_at,
-                self.idempotency_ttl_s, *ahead]  # fmt: skip
+                self.idempotency_ttl_s, path, *ahead]  # fmt: skip
         code, job_id, depth, position = await self._enqueue(keys=keys, args=args)
         return Admission(
             accepted=code != 0,
@@ -311,7 +360,7 @@ class Store:
             return False
         priority, route, entry = (_text(value) or "" for value in raw)
         stream = self.keys.stream(Priority(priority), route)
-        updates: dict[str, str | int | float] = {"completed_at": now, "reason": "cancelled"}
+        updates: dict[str, Arg] = {"completed_at": now, "reason": "cancelled"}
         transition = transition_args(
             JobStatus.CANCELLED, ttl_s=self.terminal_ttl_s, updates=updates
         )
@@ -324,29 +373,34 @@ class Store:
     @_translate_errors
     async def dead_letter(
         self,
-        entry: StreamEntry,
+        job: TakenJob,
         *,
-        priority: Priority,
-        route: str,
+        consumer: str,
         reason: str,
         error: ErrorInfo | None,
-        attempts: int,
         now: float,
+        answer: tuple[int, bytes] | None = None,
     ) -> str | None:
-        """Move a job to the DLQ (O(1)); its stream entry is handled. The DLQ entry id."""
+        """Move a taken job to the DLQ (O(1)) and free its slot; None when the claim was lost.
+
+        `answer` is the GPU's own error (status, body), kept as the job's result.
+        """
         error_json = error.model_dump_json() if error else ""
-        dlq_fields: dict[str, str | bytes] = {
-            "job_id": entry.job_id, "route": route, "priority": priority.value, "reason": reason,
-            "attempts": str(attempts), "error": error_json, "dead_at": repr(now),
-            "payload": entry.payload, "headers": json.dumps(entry.headers),
+        dlq_fields: list[str | bytes] = [
+            "route", job.route, "priority", job.priority.value, "reason", reason,
+            "attempts", str(job.attempts), "error", error_json, "dead_at", repr(now),
+            *job.entry.job_fields(),
+        ]  # fmt: skip
+        updates: dict[str, Arg] = {
+            "reason": reason, "error": error_json, "completed_at": now, "attempts": job.attempts
         }  # fmt: skip
-        updates: dict[str, str | int | float] = {
-            "reason": reason, "error": error_json, "completed_at": now, "attempts": attempts
-        }  # fmt: skip
-        flat = [item for pair in dlq_fields.items() for item in pair]
+        if answer is not None:
+            updates |= {"result_status": answer[0], "result": answer[1],
+                        "result_content_type": "application/json"}  # fmt: skip
         transition = transition_args(JobStatus.DEAD, ttl_s=self.terminal_ttl_s, updates=updates)
-        args: list[Any] = [GROUP, entry.entry_id, len(flat), *flat, *transition]
-        keys = [self.keys.job(entry.job_id), self.keys.dlq, self.keys.stream(priority, route)]
+        args: list[Arg] = [GROUP, consumer, job.entry.entry_id, job.job_id, len(dlq_fields),
+                           *dlq_fields, *transition]  # fmt: skip
+        keys = [self.keys.job(job.job_id), self.keys.dlq, job.stream, self.keys.slots(job.gpu)]
         dlq_id = await self._dead_letter(keys=keys, args=args)
         return _text(dlq_id) if dlq_id else None
 
@@ -362,7 +416,7 @@ class Store:
         raw = cast(
             RawEntries, await self.redis.xrange(self.keys.dlq, min=start, max="+", count=limit)
         )
-        return [_dlq_entry(_entry_from_raw(entry_id, fields)) for entry_id, fields in raw]
+        return [_dlq_entry(entry_from_raw(entry_id, fields)) for entry_id, fields in raw]
 
     @_translate_errors
     async def dlq_retry(self, entry_id: str, *, new_job_id: str, now: float) -> str | None:
@@ -373,8 +427,8 @@ class Store:
         route, priority = entry.fields["route"], Priority(entry.fields["priority"])
         keys = [self.keys.dlq, self.keys.stream(priority, route),
                 self.keys.job(new_job_id), self.keys.job(entry.job_id)]  # fmt: skip
-        args: list[Any] = [entry_id, new_job_id, entry.payload, json.dumps(entry.headers), route,
-                priority.value, now, entry.job_id]  # fmt: skip
+        args: list[Arg] = [entry_id, route, priority.value, now, entry.job_id, new_job_id,
+                           *entry.job_fields(new_job_id)]  # fmt: skip
         done = await self._dlq_retry(keys=keys, args=args)
         return entry.job_id if done else None
 
@@ -389,7 +443,7 @@ class Store:
         if not _STREAM_ID.match(entry_id):
             return None
         raw = cast(RawEntries, await self.redis.xrange(self.keys.dlq, min=entry_id, max=entry_id))
-        return _entry_from_raw(*raw[0]) if raw else None
+        return entry_from_raw(*raw[0]) if raw else None
 
     # --- overview ----------------------------------------------------------------------------
 
@@ -421,6 +475,205 @@ class Store:
                 pipe.hgetall(self.keys.consumer(consumer_id))
             described = await pipe.execute()
         return [_consumer(cid, raw) for cid, raw in zip(ids, described, strict=True) if raw]
+
+    # --- the consumer engine -----------------------------------------------------------------
+
+    def gpu_streams(self, routes: list[str]) -> list[tuple[str, Priority, str]]:
+        """(stream, priority, route) for every priority of `routes`, high first."""
+        return [
+            (self.keys.stream(priority, route), priority, route)
+            for priority in PRIORITY_ORDER
+            for route in routes
+        ]
+
+    @_translate_errors
+    async def take(
+        self, gpu: str, *, slots: int, routes: list[str], consumer: str, lease: Lease
+    ) -> TakenJob | None:
+        """The next job `gpu` should run among `routes`, with a slot on it; None if none."""
+        candidates = self.gpu_streams(routes)
+        keys = [self.keys.slots(gpu), *(stream for stream, _, _ in candidates)]
+        ranks = [PRIORITY_ORDER.index(priority) for _, priority, _ in candidates]
+        prefix = self.keys.job_prefix()
+        args: list[Arg] = [GROUP, consumer, slots, lease.lease_ms, lease.aging_ms, prefix, gpu,
+                           *ranks]  # fmt: skip
+        while True:
+            reply = await self._take(keys=keys, args=args)
+            if not reply:
+                return None
+            if int(reply[0]) > 0:
+                return _taken(reply, candidates, gpu)
+
+    @_translate_errors
+    async def renew(self, job: TakenJob, *, consumer: str, lease: Lease) -> bool:
+        """Refresh the claim on a running job and its slot; False once the claim was lost."""
+        keys = [job.stream, self.keys.slots(job.gpu)]
+        args: list[Arg] = [GROUP, consumer, job.entry.entry_id, job.job_id, lease.lease_ms]
+        return bool(await self._renew(keys=keys, args=args))
+
+    @_translate_errors
+    async def finish(
+        self,
+        job: TakenJob,
+        target: JobStatus,
+        *,
+        consumer: str,
+        updates: Mapping[str, Arg],
+    ) -> bool:
+        """Commit a terminal outcome while still holding the job; False when refused."""
+        keys = [self.keys.job(job.job_id), job.stream, self.keys.slots(job.gpu)]
+        transition = transition_args(target, ttl_s=self.terminal_ttl_s, updates=updates)
+        args: list[Arg] = [GROUP, consumer, job.entry.entry_id, job.job_id, *transition]
+        committed = bool(await self._finish(keys=keys, args=args))
+        if committed and target.is_terminal:
+            await self.redis.expire(self.keys.chunks(job.job_id), self.terminal_ttl_s)
+        return committed
+
+    @_translate_errors
+    async def retry_later(
+        self,
+        job: TakenJob,
+        *,
+        consumer: str,
+        due_ms: int,
+        updates: Mapping[str, Arg],
+    ) -> bool:
+        """Put the job aside until `due_ms` (processing -> retrying); False when refused."""
+        keys = [self.keys.job(job.job_id), job.stream, self.keys.slots(job.gpu),
+                self.keys.delayed]  # fmt: skip
+        transition = transition_args(JobStatus.RETRYING, ttl_s=0, updates=updates)
+        args: list[Arg] = [GROUP, consumer, job.entry.entry_id, job.job_id, due_ms, *transition]
+        return bool(await self._retry_later(keys=keys, args=args))
+
+    @_translate_errors
+    async def move_due_retries(self, *, now_ms: int, limit: int = 100) -> int:
+        """Send jobs whose backoff is over back to their stream; how many moved."""
+        keys = [self.keys.delayed, self.keys.wake]
+        args: list[Arg] = [self.keys.job_prefix(), self.keys.stream_prefix(), now_ms, limit]
+        return int(await self._move_due(keys=keys, args=args))
+
+    @_translate_errors
+    async def expire_waiting(self, *, now: float, max_wait_s: float, limit: int = 100) -> int:
+        """Dead-letter (reason `expired`) jobs that waited for dispatch past `max_wait_s`."""
+        cutoff_ms = int((now - max_wait_s) * 1000)
+        error = ErrorInfo(
+            message=f"no GPU could take the job within {max_wait_s:g} s", type="expired"
+        ).model_dump_json()
+        expired = 0
+        for stream, priority, route in self.gpu_streams(self.routes):
+            args: list[Arg] = [GROUP, cutoff_ms, limit, self.keys.job_prefix(), priority.value,
+                               route, self.terminal_ttl_s, repr(now), error]  # fmt: skip
+            expired += int(await self._expire_waiting(keys=[stream, self.keys.dlq], args=args))
+        return expired
+
+    @_translate_errors
+    async def reclaim_stale(
+        self, *, consumer: str, min_idle_ms: int, count: int = 20
+    ) -> list[tuple[TakenJob, int]]:
+        """Take over entries whose consumer went silent (XAUTOCLAIM), with how often each was."""
+        reclaimed: list[tuple[TakenJob, int]] = []
+        for stream, priority, route in self.gpu_streams(self.routes):
+            reply: list[Any] = await self.redis.xautoclaim(
+                stream, GROUP, consumer, min_idle_ms, "0-0", count=count
+            )
+            for entry_id, raw in reply[1]:
+                entry = entry_from_raw(entry_id, raw)
+                job, reclaims = await self._reclaimed(entry, stream, priority, route)
+                reclaimed.append((job, reclaims))
+        return reclaimed
+
+    async def _reclaimed(
+        self, entry: StreamEntry, stream: str, priority: Priority, route: str
+    ) -> tuple[TakenJob, int]:
+        record = self.keys.job(entry.job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(record, "reclaims", 1)
+            pipe.hmget(record, ["gpu", "deliveries", "attempts", "created_at"])
+            reclaims, meta = await pipe.execute()
+        gpu, deliveries, attempts, created = (_text(v) or "0" for v in meta)
+        job = TakenJob(entry, stream, priority, route, gpu, int(deliveries), int(attempts),
+                       float(created))  # fmt: skip
+        return job, int(reclaims)
+
+    @_translate_errors
+    async def wait_for_work(self, *, timeout_s: float) -> None:
+        """Block until a job may be ready (or `timeout_s` passes)."""
+        await self.redis.blpop([self.keys.wake], timeout=timeout_s)
+
+    @_translate_errors
+    async def slots_in_use(self, gpus: list[str], *, now: float) -> dict[str, int]:
+        """Live slot reservations per GPU, across every replica."""
+        now_ms = int(now * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for gpu in gpus:
+                pipe.zcount(self.keys.slots(gpu), now_ms, "+inf")
+            counts = await pipe.execute()
+        return {gpu: int(count) for gpu, count in zip(gpus, counts, strict=True)}
+
+    @_translate_errors
+    async def breakers(self, gpus: list[str]) -> dict[str, tuple[Breaker, str]]:
+        """Every GPU's breaker with its version (for compare-and-set)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for gpu in gpus:
+                pipe.hgetall(self.keys.breaker(gpu))
+            raw = await pipe.execute()
+        return {gpu: _breaker(fields) for gpu, fields in zip(gpus, raw, strict=True)}
+
+    @_translate_errors
+    async def set_breaker(self, gpu: str, breaker: Breaker, *, version: str) -> bool:
+        """Write `breaker` if nobody changed it since `version` was read."""
+        fields: list[str | float | int] = ["state", breaker.state.value, "failures",
+                                           breaker.failures]  # fmt: skip
+        for name in ("opened_at", "probe_deadline", "reason"):
+            value = getattr(breaker, name)
+            if value is not None:
+                fields += [name, value]
+        done = await self._breaker_cas(keys=[self.keys.breaker(gpu)], args=[version, *fields])
+        return bool(done)
+
+    @_translate_errors
+    async def heartbeat(self, info: ConsumerInfo, *, ttl_s: float) -> None:
+        """Record that a consumer is alive, and what it is doing."""
+        key = self.keys.consumer(info.id)
+        fields = info.model_dump(exclude={"id"}, exclude_none=True)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(key, mapping={name: str(value) for name, value in fields.items()})
+            pipe.expire(key, max(1, int(ttl_s)))
+            pipe.zadd(self.keys.consumers, {info.id: info.last_heartbeat})
+            await pipe.execute()
+
+    @_translate_errors
+    async def forget_consumer(self, consumer_id: str) -> None:
+        """Remove a consumer that stopped cleanly."""
+        await self.redis.delete(self.keys.consumer(consumer_id))
+        await self.redis.zrem(self.keys.consumers, consumer_id)
+
+    @_translate_errors
+    async def append_chunk(self, job_id: str, chunk: bytes) -> None:
+        """Append one streamed completion chunk to the job's chunk stream."""
+        await self.redis.xadd(self.keys.chunks(job_id), {"data": chunk})
+
+
+def _taken(reply: list[Any], candidates: list[tuple[str, Priority, str]], gpu: str) -> TakenJob:
+    index, entry_id, raw_fields, deliveries, attempts, created_at = reply
+    stream, priority, route = candidates[int(index) - 1]
+    pairs = dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
+    entry = entry_from_raw(entry_id, pairs)
+    return TakenJob(entry, stream, priority, route, gpu, int(deliveries), int(attempts),
+                    float(created_at))  # fmt: skip
+
+
+def _breaker(raw: Mapping[bytes, bytes]) -> tuple[Breaker, str]:
+    fields = _decode_fields(raw)
+    breaker = Breaker(
+        state=BreakerState(fields.get("state", BreakerState.CLOSED.value)),
+        failures=int(fields.get("failures", "0")),
+        opened_at=_optional_float(fields.get("opened_at")),
+        probe_deadline=_optional_float(fields.get("probe_deadline")),
+        reason=fields.get("reason"),
+    )
+    return breaker, fields.get("version", "0")
 
 
 def _dlq_entry(entry: StreamEntry) -> DlqEntry:

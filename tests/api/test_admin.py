@@ -13,23 +13,22 @@ from asgi_lifespan import LifespanManager
 
 from smartqueue.api.app import create_app
 from smartqueue.config import FleetConfig
-from smartqueue.models import ErrorInfo, JobStatus, Priority
-from smartqueue.store import Store
+from smartqueue.models import ErrorInfo
+from smartqueue.store import Lease, Store
 from tests.api.conftest import ADMIN_TOKEN, CHAT, SettingsFactory
-from tests.support.entries import read_entry
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+LEASE = Lease(lease_ms=30_000, aging_ms=30_000)
 
 
 async def dead_job(client: httpx.AsyncClient, store: Store) -> tuple[str, str]:
     """Submit a job and dead-letter it as the engine would; (job id, DLQ entry id)."""
     job_id = (await client.post("/enqueue", json=CHAT)).json()["job_id"]
-    entry = await read_entry(store.redis, store.keys.stream(Priority.NORMAL, "default"))
-    await store.transition(job_id, JobStatus.PROCESSING)
+    job = await store.take("amdpve", slots=4, routes=["default"], consumer="c1", lease=LEASE)
+    assert job is not None
     dlq_id = await store.dead_letter(
-        entry, priority=Priority.NORMAL, route="default", reason="non_retryable",
-        error=ErrorInfo(message="bad request", type="gpu_error", gpu_status=400), attempts=1,
-        now=time.time(),
+        job, consumer="c1", reason="non_retryable", now=time.time(),
+        error=ErrorInfo(message="bad request", type="gpu_error", gpu_status=400),
     )  # fmt: skip
     assert dlq_id
     return job_id, dlq_id

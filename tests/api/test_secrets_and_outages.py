@@ -31,6 +31,8 @@ async def stored_value(client: aioredis.Redis, key: bytes) -> object:
         return await client.xrange(key)
     if kind == b"zset":
         return await client.zrange(key, 0, -1, withscores=True)
+    if kind == b"list":
+        return await client.lrange(key, 0, -1)
     raise AssertionError(f"unexpected key type {kind!r} for {key!r}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,7 +13,7 @@ import redis.asyncio as aioredis
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.keys import GROUP
 from smartqueue.models import ErrorInfo, JobStatus, Priority, new_job_id
-from smartqueue.store import NewJob, Store, StreamEntry
+from smartqueue.store import Lease, NewJob, Store, StreamEntry
 from tests.support.entries import read_entry
 from tests.support.redis_server import RedisServer
 
@@ -119,14 +120,17 @@ async def test_cancel_queued_removes_the_entry_so_it_never_runs(store: Store) ->
     assert (await store.get_job(job.job_id)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
 
 
+LEASE = Lease(lease_ms=30_000, aging_ms=30_000)
+
+
 async def dead_letter(store: Store, job: NewJob) -> str:
     """Run `job` to a dead end as the engine would."""
-    entry = await take(store, job)
-    await store.transition(job.job_id, JobStatus.PROCESSING)
+    taken = await store.take("amdpve", slots=4, routes=[job.route], consumer="c1", lease=LEASE)
+    assert taken is not None
+    assert taken.job_id == job.job_id
     dlq_id = await store.dead_letter(
-        entry, priority=job.priority, route=job.route, reason="retries_exhausted",
+        replace(taken, attempts=4), consumer="c1", reason="retries_exhausted", now=time.time(),
         error=ErrorInfo(message="GPU said no", type="gpu_error", gpu_status=500),
-        attempts=4, now=time.time(),
     )  # fmt: skip
     assert dlq_id is not None
     return dlq_id
@@ -180,14 +184,15 @@ async def test_dlq_move_costs_the_same_with_a_long_queue(store: Store) -> None:
     for _ in range(10_000):
         pipe.xadd(store.keys.stream(Priority.NORMAL, "default"), {"job_id": "filler"})
     await pipe.execute()
+    taken = await store.take("amdpve", slots=4, routes=["default"], consumer="c1", lease=LEASE)
+    assert taken is not None
     await store.redis.config_resetstat()
 
-    await dead_letter(store, target)
+    await store.dead_letter(taken, consumer="c1", reason="poison", error=None, now=time.time())
 
     stats = await store.redis.info("commandstats")
-    assert "cmdstat_xrange" not in stats
-    assert "cmdstat_xrevrange" not in stats
-    assert "cmdstat_xread" not in stats
+    assert not {"cmdstat_xrange", "cmdstat_xrevrange", "cmdstat_xread", "cmdstat_scan"} & set(stats)
+    assert stats["cmdstat_xadd"]["calls"] == 1
 
 
 async def test_dlq_unknown_or_malformed_entry_is_not_found(store: Store) -> None:

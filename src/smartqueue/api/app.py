@@ -34,11 +34,9 @@ def create_app(settings: Settings, fleet: FleetConfig) -> FastAPI:
         try:
             await services.store.ensure_groups()
         except StoreUnavailable as error:
-            log.warning("starting without Redis: %s", error.message)
-        try:
+            log.warning("starting without Redis", extra={"error": error.message})
+        async with services.running():
             yield
-        finally:
-            await services.store.aclose()
 
     app = FastAPI(
         title="smartqueue", version=__version__, description=DESCRIPTION, lifespan=lifespan

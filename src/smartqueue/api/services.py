@@ -1,13 +1,24 @@
-"""What the routes share: settings, fleet, store and metrics, owned by the app's lifespan."""
+"""What the routes share: settings, fleet, store, metrics and the engine, owned by the lifespan."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import httpx
+
 from smartqueue.config import FleetConfig, Settings
+from smartqueue.dispatcher import Dispatcher
+from smartqueue.fleet import FleetProber
+from smartqueue.gpu_client import GpuClient, new_http_client
 from smartqueue.metrics import Metrics
 from smartqueue.policy import Backpressure
 from smartqueue.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -19,14 +30,43 @@ class Services:
     store: Store
     metrics: Metrics
     backpressure: Backpressure
+    http: httpx.AsyncClient
+    prober: FleetProber
+    dispatcher: Dispatcher | None
 
     @classmethod
     def build(cls, settings: Settings, fleet: FleetConfig) -> Services:
-        """Services for `settings` and `fleet` (the Redis pool connects lazily)."""
-        return cls(
-            settings=settings,
-            fleet=fleet,
-            store=Store.connect(settings, routes=fleet.route_names),
-            metrics=Metrics(),
-            backpressure=Backpressure.from_settings(settings),
-        )
+        """Services for `settings` and `fleet` (connections open lazily)."""
+        store = Store.connect(settings, routes=fleet.route_names)
+        metrics = Metrics()
+        http = new_http_client(connect_timeout_s=settings.connect_timeout_s)
+        prober = FleetProber(fleet, http, interval_s=settings.probe_interval_s,
+                             timeout_s=settings.probe_timeout_s)  # fmt: skip
+        gpu_client = GpuClient(http, fleet, max_result_bytes=settings.max_result_bytes)
+        dispatcher = Dispatcher(settings, fleet, store=store, gpu_client=gpu_client,
+                                prober=prober, metrics=metrics)  # fmt: skip
+        return cls(settings, fleet, store, metrics, Backpressure.from_settings(settings), http,
+                   prober, dispatcher if dispatcher.consumers else None)  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the engine (when it has consumers) for the app's lifetime, then close everything."""
+        engine = asyncio.create_task(self.dispatcher.run()) if self.dispatcher else None
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await self._stop_engine(engine)
+            await self.http.aclose()
+            await self.store.aclose()
+
+    async def _stop_engine(self, engine: asyncio.Task[None]) -> None:
+        assert self.dispatcher is not None
+        self.dispatcher.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(engine), self.settings.shutdown_grace_s)
+        except TimeoutError:
+            log.warning("grace period over: releasing running jobs")
+            engine.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await engine
