@@ -38,5 +38,5 @@ def serve_command(
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=int(settings.job_timeout_s),
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
     )

@@ -138,3 +138,15 @@ async def test_status_overview_shows_depth_thresholds_and_gpus(client: httpx.Asy
     assert overview["thresholds"]["ceilings"] == {"high": 50, "normal": 40, "low": 30}
     assert (overview["in_flight"], overview["dlq_depth"]) == (0, 0)
     assert len(overview["gpus"]) == 3
+
+
+async def test_admin_operations_with_an_empty_configured_token_are_refused(
+    make_settings: SettingsFactory, local_fleet: FleetConfig
+) -> None:
+    app = create_app(make_settings(admin_token=""), local_fleet)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sq") as http:
+            response = await http.delete("/dlq/1-1", headers={"Authorization": "Bearer "})
+
+    assert response.status_code == 403

@@ -35,7 +35,7 @@ def require_admin(
 ) -> None:
     """Refuse unless the request carries `Authorization: Bearer $SMARTQUEUE_ADMIN_TOKEN`."""
     token = services.settings.admin_token
-    if token is None:
+    if token is None or not token.get_secret_value():
         raise AdminDisabled("admin operations are disabled: set SMARTQUEUE_ADMIN_TOKEN")
     scheme, _, presented = (authorization or "").partition(" ")
     expected = token.get_secret_value().encode()
