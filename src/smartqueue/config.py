@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     max_result_bytes: int = Field(default=8_388_608, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=1)
+    hold_s: float = Field(
+        default=900.0, gt=0, description="how long /v1/... holds a request without Prefer: wait"
+    )
 
     # Engine.
     consumers: int | None = Field(

@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from smartqueue.breaker import (
     Breaker,
@@ -47,6 +48,7 @@ from smartqueue.policy import (
 from smartqueue.scoring import GpuState, plan_dispatch
 from smartqueue.stopping import wait_or_stop
 from smartqueue.store import Arg, Lease, Store, TakenJob
+from smartqueue.watch import JobWatch
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class Dispatcher:
         gpu_client: GpuClient,
         prober: FleetProber,
         metrics: Metrics,
+        watch: JobWatch,
     ) -> None:
         self.settings = settings
         self.fleet = fleet
@@ -101,6 +104,7 @@ class Dispatcher:
         self.gpu_client = gpu_client
         self.prober = prober
         self.metrics = metrics
+        self.watch = watch
         self.replica = replica_name()
         self.stopping = asyncio.Event()
         count = settings.consumers
@@ -213,21 +217,23 @@ class Dispatcher:
             consumer.state, consumer.current_job = "idle", None
             consumer.jobs_done += 1
 
-    async def _call_keeping_claim(self, job: TakenJob, consumer_id: str) -> GpuOutcome | None:
-        """The GPU's outcome, or None when another consumer took the job over meanwhile."""
+    async def _call_keeping_claim(self, job: TakenJob, consumer_id: str) -> GpuOutcome | Aborted:
+        """The GPU's outcome, unless the job was cancelled or taken over meanwhile."""
         gpu = self.fleet.gpu(job.gpu)
         sink = self._chunk_sink(job.job_id)
-        call = asyncio.create_task(self.gpu_client.call(
-            gpu, job.entry, deadline_s=self.settings.job_timeout_s, on_chunk=sink
-        ))  # fmt: skip
-        keeper = asyncio.create_task(self._keep_claim(job, consumer_id))
-        try:
-            await asyncio.wait({call, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (call, keeper):
-                task.cancel()
-            await asyncio.gather(call, keeper, return_exceptions=True)
-        return call.result() if call.done() and not call.cancelled() else None
+        with self.watch.watching(job.job_id) as ended:
+            call = asyncio.create_task(self.gpu_client.call(
+                gpu, job.entry, deadline_s=self.settings.job_timeout_s, on_chunk=sink
+            ))  # fmt: skip
+            keeper = asyncio.create_task(self._keep_claim(job, consumer_id))
+            cancelled = asyncio.create_task(ended.wait())
+            try:
+                await asyncio.wait({call, keeper, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (call, keeper, cancelled):
+                    task.cancel()
+                await asyncio.gather(call, keeper, cancelled, return_exceptions=True)
+        return _outcome(call, cancelled_by_user=ended.is_set())
 
     def _chunk_sink(self, job_id: str) -> ChunkSink:
         async def append(chunk: bytes) -> None:
@@ -249,8 +255,16 @@ class Dispatcher:
 
     # --- recording outcomes ------------------------------------------------------------------
 
-    async def _record(self, dispatch: Dispatch, outcome: GpuOutcome | None, consumer: str) -> None:
-        if outcome is None:
+    async def _record(
+        self, dispatch: Dispatch, outcome: GpuOutcome | Aborted, consumer: str
+    ) -> None:
+        if outcome is Aborted.CANCELLED:
+            # The job is already cancelled: only its entry and slot are left to hand back.
+            await self.store.finish(dispatch.job, JobStatus.CANCELLED, consumer=consumer,
+                                    updates={})  # fmt: skip
+            log.info("aborted", extra={"job_id": dispatch.job.job_id, "gpu": dispatch.job.gpu})
+            return
+        if outcome is Aborted.CLAIM_LOST:
             return
         if isinstance(outcome, GpuAnswer):
             await self._complete(dispatch, outcome, consumer)
@@ -381,6 +395,24 @@ class Dispatcher:
                 await self._dead(job, reclaimer, DeadReason.POISON, error, attempts=job.attempts)
             else:
                 await self._release(job, reclaimer, "its consumer stopped answering")
+
+
+class Aborted(Enum):
+    """Why a GPU call ended without an outcome to record."""
+
+    CANCELLED = "cancelled"  # the job was cancelled while it ran
+    CLAIM_LOST = "claim_lost"  # another consumer took the job over
+
+
+def _outcome(call: asyncio.Task[GpuOutcome], *, cancelled_by_user: bool) -> GpuOutcome | Aborted:
+    """What a finished (or stopped) GPU call task amounts to."""
+    if call.cancelled():
+        return Aborted.CANCELLED if cancelled_by_user else Aborted.CLAIM_LOST
+    error = call.exception()
+    if error is not None:
+        log.error("gpu call crashed", exc_info=error)
+        return GpuFailure(Failure.PROTOCOL, f"{type(error).__name__}: {error}")
+    return call.result()
 
 
 def _cancel_probe(breaker: Breaker) -> Breaker:

@@ -76,10 +76,11 @@ class Keys:
         """A GPU's latest probe, shared by the replicas (string with a TTL)."""
         return f"{self.prefix}:health:{gpu}"
 
-    def chunks(self, job_id: str) -> str:
-        """A job's streamed completion chunks (stream)."""
-        return f"{self.prefix}:chunks:{job_id}"
-
     def events(self, job_id: str) -> str:
-        """A job's lifecycle events (stream)."""
+        """A job's lifecycle events and streamed completion chunks (stream)."""
         return f"{self.prefix}:events:{job_id}"
+
+    @property
+    def done_channel(self) -> str:
+        """Pub/sub channel carrying the id of every job that just ended."""
+        return f"{self.prefix}:done"

@@ -121,7 +121,24 @@ return #before
 # backwards and a terminal job never changes. Terminal records get their own TTL.
 # args from index `at`: new status, ttl (0 = none), n_allowed, allowed..., field, value, ...
 # Returns the previous status, or false when the move is not allowed (or the job is unknown).
-_TRANSITION = """
+# Tell watchers a job changed: a status event on the job's event stream (which shares the
+# record's TTL once terminal), and a PUBLISH on `<prefix>:done` when it ended.
+_EMIT = """
+local function emit(record, status)
+  local base, job_id = string.match(record, '^(.*):job:(.*)$')
+  local events = base .. ':events:' .. job_id
+  redis.call('XADD', events, '*', 'type', 'status', 'status', status)
+  if status == 'completed' or status == 'dead' or status == 'cancelled' then
+    local ttl = redis.call('TTL', record)
+    if ttl > 0 then redis.call('EXPIRE', events, ttl) end
+    redis.call('PUBLISH', base .. ':done', job_id)
+  end
+end
+"""
+
+_TRANSITION = (
+    _EMIT
+    + """
 local function transition(record, args, at)
   local current = redis.call('HGET', record, 'status')
   if not current then return false end
@@ -134,20 +151,25 @@ local function transition(record, args, at)
   redis.call('HSET', record, 'status', args[at])
   for i = at + 3 + n_allowed, #args, 2 do redis.call('HSET', record, args[i], args[i + 1]) end
   if tonumber(args[at + 1]) > 0 then redis.call('EXPIRE', record, args[at + 1]) end
+  emit(record, args[at])
   return current
 end
 """
+)
 
 # KEYS[1]: record. ARGV: the transition.
 TRANSITION = _TRANSITION + "\nreturn transition(KEYS[1], ARGV, 1)\n"
 
-# Cancel a queued job: its entry leaves the stream in the same step, so it never runs.
-# KEYS: record, stream. ARGV: entry id, then the transition.
-CANCEL_QUEUED = (
+# Cancel a job that has not ended: a queued one leaves its stream and a retrying one the delayed
+# set in the same step, so neither runs again; a running one is aborted by its consumer, which
+# hears of it through the `done` notification.
+# KEYS: record, stream, delayed set. ARGV: entry id, job id, then the transition.
+CANCEL = (
     _TRANSITION
     + """
-local previous = transition(KEYS[1], ARGV, 2)
-if previous then redis.call('XDEL', KEYS[2], ARGV[1]) end
+local previous = transition(KEYS[1], ARGV, 3)
+if previous == 'queued' then redis.call('XDEL', KEYS[2], ARGV[1]) end
+if previous == 'retrying' then redis.call('ZREM', KEYS[3], ARGV[2]) end
 return previous
 """
 )
@@ -194,6 +216,7 @@ return entry
 # among streams), entry id, fields, deliveries, attempts, created_at}.
 TAKE = (
     _NOW_MS
+    + _EMIT
     + _FIELD
     + _NEXT_UNDELIVERED
     + """
@@ -228,6 +251,7 @@ end
 redis.call('ZADD', KEYS[1], now + lease_ms, job_id)
 local deliveries = redis.call('HINCRBY', record, 'deliveries', 1)
 redis.call('HSET', record, 'status', 'processing', 'gpu', ARGV[7], 'started_at', now / 1000)
+emit(record, 'processing')
 local meta = redis.call('HMGET', record, 'attempts', 'created_at')
 return {best - 1, id, fields, deliveries, meta[1] or '0', meta[2] or '0'}
 """
@@ -291,7 +315,9 @@ return previous
 # Move jobs whose backoff is over back to their stream (retrying -> queued).
 # KEYS: delayed set, wake list. ARGV: record key prefix, stream key prefix, now ms, limit.
 # Returns how many jobs were moved.
-MOVE_DUE = """
+MOVE_DUE = (
+    _EMIT
+    + """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, ARGV[4])
 for _, job_id in ipairs(due) do
   redis.call('ZREM', KEYS[1], job_id)
@@ -312,18 +338,21 @@ for _, job_id in ipairs(due) do
     local entry = redis.call('XADD', stream, '*', unpack(fields))
     redis.call('HDEL', record, unpack(drop))
     redis.call('HSET', record, 'status', 'queued', 'entry', entry)
+    emit(record, 'queued')
     redis.call('RPUSH', KEYS[2], 1)
   end
 end
 redis.call('LTRIM', KEYS[2], -64, -1)
 return #due
 """
+)
 
 # Jobs that waited for dispatch past their deadline go dead (reason `expired`) and to the DLQ,
 # in one step. KEYS: stream, dlq. ARGV: group, cutoff ms, limit, record key prefix, priority,
 # route, ttl s, now s, error json. Returns how many expired.
 EXPIRE_WAITING = (
-    _FIELD
+    _EMIT
+    + _FIELD
     + _NEXT_UNDELIVERED
     + """
 local head = next_undelivered(KEYS[1], ARGV[1])
@@ -337,6 +366,7 @@ for _, entry in ipairs(old) do
     redis.call('HSET', record, 'status', 'dead', 'reason', 'expired', 'error', ARGV[9],
       'completed_at', ARGV[8])
     redis.call('EXPIRE', record, ARGV[7])
+    emit(record, 'dead')
     redis.call('XADD', KEYS[2], '*', 'route', ARGV[6], 'priority', ARGV[5], 'reason', 'expired',
       'attempts', redis.call('HGET', record, 'attempts') or '0', 'error', ARGV[9],
       'dead_at', ARGV[8], unpack(fields))

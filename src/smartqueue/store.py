@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -225,17 +225,20 @@ class Store:
         routes: list[str],
         ttl_s: int = 86_400,
         idempotency_ttl_s: int = 86_400,
+        socket_timeout_s: float = 1.0,
     ):
         self.redis = client
         self.keys = keys
         self.routes = routes
         self.terminal_ttl_s = ttl_s
         self.idempotency_ttl_s = idempotency_ttl_s
+        # Blocking reads stay well within the client's socket timeout.
+        self.max_block_ms = max(1, int(socket_timeout_s * 500))
         self._depths = client.register_script(lua.DEPTHS)
         self._enqueue = client.register_script(lua.ENQUEUE)
         self._ahead = client.register_script(lua.AHEAD_IN_STREAM)
         self._transition = client.register_script(lua.TRANSITION)
-        self._cancel_queued = client.register_script(lua.CANCEL_QUEUED)
+        self._cancel = client.register_script(lua.CANCEL)
         self._dead_letter = client.register_script(lua.DEAD_LETTER)
         self._dlq_retry = client.register_script(lua.DLQ_RETRY)
         self._take = client.register_script(lua.TAKE)
@@ -263,6 +266,7 @@ class Store:
             routes=routes,
             ttl_s=settings.terminal_ttl_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,
+            socket_timeout_s=settings.redis_timeout_s,
         )
 
     async def aclose(self) -> None:
@@ -333,6 +337,16 @@ class Store:
             record.position = await self._position(record, raw[b"entry"].decode())
         return record
 
+    @_translate_errors
+    async def get_result(self, job_id: str) -> tuple[int, str, bytes] | None:
+        """The GPU's answer exactly as stored: (status, content type, body); None if none."""
+        fields = ["result_status", "result_content_type", "result"]
+        raw = cast(list[bytes | None], await self.redis.hmget(self.keys.job(job_id), fields))
+        status, content_type, body = raw
+        if status is None or body is None:
+            return None
+        return int(status), _text(content_type) or "application/json", body
+
     async def _position(self, record: JobRecord, entry_id: str) -> int:
         own = self.keys.stream(record.priority, record.route)
         ahead = int(await self._ahead(keys=[own], args=[GROUP, entry_id]))
@@ -352,21 +366,21 @@ class Store:
         return JobStatus(_text(previous) or "") if previous else None
 
     @_translate_errors
-    async def cancel_queued(self, job_id: str, *, now: float) -> bool:
-        """Cancel a job that is still queued; its entry leaves the stream at the same time."""
+    async def cancel(self, job_id: str, *, now: float) -> JobStatus | None:
+        """Cancel a job that has not ended; its status before, or None if it had ended."""
         fields = ["priority", "route", "entry"]
         raw = cast(list[bytes | None], await self.redis.hmget(self.keys.job(job_id), fields))
-        if None in raw:
-            return False
+        if raw[0] is None or raw[1] is None:
+            return None
         priority, route, entry = (_text(value) or "" for value in raw)
-        stream = self.keys.stream(Priority(priority), route)
+        keys = [self.keys.job(job_id), self.keys.stream(Priority(priority), route),
+                self.keys.delayed]  # fmt: skip
         updates: dict[str, Arg] = {"completed_at": now, "reason": "cancelled"}
         transition = transition_args(
             JobStatus.CANCELLED, ttl_s=self.terminal_ttl_s, updates=updates
         )
-        args = [entry, *transition]
-        previous = await self._cancel_queued(keys=[self.keys.job(job_id), stream], args=args)
-        return bool(previous)
+        previous = await self._cancel(keys=keys, args=[entry, job_id, *transition])
+        return JobStatus(_text(previous) or "") if previous else None
 
     # --- dead letters ------------------------------------------------------------------------
 
@@ -524,10 +538,7 @@ class Store:
         keys = [self.keys.job(job.job_id), job.stream, self.keys.slots(job.gpu)]
         transition = transition_args(target, ttl_s=self.terminal_ttl_s, updates=updates)
         args: list[Arg] = [GROUP, consumer, job.entry.entry_id, job.job_id, *transition]
-        committed = bool(await self._finish(keys=keys, args=args))
-        if committed and target.is_terminal:
-            await self.redis.expire(self.keys.chunks(job.job_id), self.terminal_ttl_s)
-        return committed
+        return bool(await self._finish(keys=keys, args=args))
 
     @_translate_errors
     async def retry_later(
@@ -598,7 +609,7 @@ class Store:
     @_translate_errors
     async def wait_for_work(self, *, timeout_s: float) -> None:
         """Block until a job may be ready (or `timeout_s` passes)."""
-        await self.redis.blpop([self.keys.wake], timeout=timeout_s)
+        await self.redis.blpop([self.keys.wake], timeout=min(timeout_s, self.max_block_ms / 1000))
 
     @_translate_errors
     async def slots_in_use(self, gpus: list[str], *, now: float) -> dict[str, int]:
@@ -651,8 +662,35 @@ class Store:
 
     @_translate_errors
     async def append_chunk(self, job_id: str, chunk: bytes) -> None:
-        """Append one streamed completion chunk to the job's chunk stream."""
-        await self.redis.xadd(self.keys.chunks(job_id), {"data": chunk})
+        """Append one streamed completion chunk (an SSE event) to the job's event stream."""
+        await self.redis.xadd(self.keys.events(job_id), {"type": "chunk", "data": chunk})
+
+    @_translate_errors
+    async def read_events(
+        self, job_id: str, *, after: str, block_ms: int | None, count: int = 100
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Events of a job after stream id `after`, waiting up to `block_ms` (None: no wait)."""
+        block = None if block_ms is None else min(block_ms, self.max_block_ms)
+        reply = cast(list[Any], await self.redis.xread(
+            {self.keys.events(job_id): after}, count=count, block=block
+        ))  # fmt: skip
+        if not reply:
+            return []
+        return [(entry_id.decode(), fields) for entry_id, fields in reply[0][1]]
+
+    async def done_notifications(self) -> AsyncIterator[str]:
+        """Ids of jobs as they end, from every replica (pub/sub; may miss some while down)."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.done_channel)
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    yield _text(message["data"]) or ""
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"job notifications lost: {error}") from error
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _taken(reply: list[Any], candidates: list[tuple[str, Priority, str]], gpu: str) -> TakenJob:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
@@ -14,8 +15,10 @@ from asgi_lifespan import LifespanManager
 
 from smartqueue.api.app import create_app
 from smartqueue.config import FleetConfig, Settings, parse_fleet
+from smartqueue.store import Store
 from tests.support.redis_server import RedisServer
 from tests.support.sim import SimHandle, running_sim
+from tests.support.waiting import wait_until
 
 CHAT = {"model": "any", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 TERMINAL = {"completed", "dead", "cancelled"}
@@ -63,17 +66,20 @@ async def service(settings: Settings, fleet: FleetConfig) -> AsyncIterator[httpx
 
 @pytest.fixture
 def sims() -> Iterator[Callable[..., dict[str, SimHandle]]]:
-    """Start named sims: sims(a={"slots": 2}, b={...}) -> handles by name."""
+    """Start named sims (at once): sims(a={"slots": 2}, b={...}) -> handles by name."""
     with ExitStack() as stack:
 
         def start(**specs: dict[str, Any]) -> dict[str, SimHandle]:
             defaults = {"speed": 50.0, "engine": "vllm"}
-            return {
-                name: stack.enter_context(
-                    running_sim(**{**defaults, "model": f"model-{name}", **spec})
-                )
+            contexts = {
+                name: running_sim(**{**defaults, "model": f"model-{name}", **spec})
                 for name, spec in specs.items()
             }
+            with ThreadPoolExecutor(max_workers=len(contexts) or 1) as pool:
+                started = {name: pool.submit(ctx.__enter__) for name, ctx in contexts.items()}
+            for context in contexts.values():
+                stack.push(context.__exit__)
+            return {name: future.result() for name, future in started.items()}
 
         yield start
 
@@ -106,3 +112,63 @@ async def wait_terminal(
         j: (await client.get(f"/status/{j}")).json()["status"] for j in job_ids if j not in records
     }
     raise AssertionError(f"jobs not finished after {timeout_s} s: {pending}")
+
+
+def slow_chat(max_tokens: int = 8, **fields: Any) -> dict[str, Any]:
+    """A chat body; with a slow sim its generation time grows with `max_tokens`."""
+    return {**CHAT, "max_tokens": max_tokens, **fields}
+
+
+async def job_record(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    """A job's record from GET /status/{id}."""
+    response = await client.get(f"/status/{job_id}")
+    assert response.status_code == 200, response.text
+    record: dict[str, Any] = response.json()
+    return record
+
+
+async def wait_status(
+    client: httpx.AsyncClient, job_id: str, statuses: set[str], *, timeout_s: float = 20
+) -> dict[str, Any]:
+    """Poll until the job's status is one of `statuses`; its record."""
+
+    async def reached() -> dict[str, Any] | None:
+        record = await job_record(client, job_id)
+        return record if record["status"] in statuses else None
+
+    return await wait_until(reached, timeout_s=timeout_s, what=f"job {job_id} in {statuses}")
+
+
+async def gpu_views(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    """GET /gpus by GPU name."""
+    response = await client.get("/gpus")
+    assert response.status_code == 200, response.text
+    return {gpu["name"]: gpu for gpu in response.json()["gpus"]}
+
+
+async def wait_gpus_down(client: httpx.AsyncClient, names: list[str]) -> None:
+    """Wait until the service's prober has seen every GPU in `names` down."""
+
+    async def all_down() -> bool:
+        views = await gpu_views(client)
+        return all((views[name]["health"] or {}).get("down") for name in names)
+
+    await wait_until(all_down, timeout_s=10, what=f"the prober to see {names} down")
+
+
+async def dlq_entries(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Every entry of the dead-letter queue."""
+    response = await client.get("/dlq")
+    assert response.status_code == 200, response.text
+    entries: list[dict[str, Any]] = response.json()["entries"]
+    return entries
+
+
+@asynccontextmanager
+async def running_store(settings: Settings, fleet: FleetConfig) -> AsyncIterator[Store]:
+    """A store on the same Redis and prefix as the service (to act as another consumer would)."""
+    store = Store.connect(settings, routes=fleet.route_names)
+    try:
+        yield store
+    finally:
+        await store.aclose()

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from smartqueue import __version__
 from smartqueue.api.errors import install_error_handlers
-from smartqueue.api.routes import admin, health, jobs, queue
+from smartqueue.api.routes import admin, health, jobs, openai, queue
 from smartqueue.api.services import Services
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import StoreUnavailable
@@ -42,6 +42,6 @@ def create_app(settings: Settings, fleet: FleetConfig) -> FastAPI:
         title="smartqueue", version=__version__, description=DESCRIPTION, lifespan=lifespan
     )
     install_error_handlers(app)
-    for module in (jobs, admin, queue, health):
+    for module in (jobs, openai, admin, queue, health):
         app.include_router(module.router)
     return app

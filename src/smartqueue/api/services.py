@@ -17,6 +17,7 @@ from smartqueue.gpu_client import GpuClient, new_http_client
 from smartqueue.metrics import Metrics
 from smartqueue.policy import Backpressure
 from smartqueue.store import Store
+from smartqueue.watch import JobWatch
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Services:
     backpressure: Backpressure
     http: httpx.AsyncClient
     prober: FleetProber
+    watch: JobWatch
     dispatcher: Dispatcher | None
 
     @classmethod
@@ -43,20 +45,25 @@ class Services:
         prober = FleetProber(fleet, http, interval_s=settings.probe_interval_s,
                              timeout_s=settings.probe_timeout_s)  # fmt: skip
         gpu_client = GpuClient(http, fleet, max_result_bytes=settings.max_result_bytes)
+        watch = JobWatch(store)
         dispatcher = Dispatcher(settings, fleet, store=store, gpu_client=gpu_client,
-                                prober=prober, metrics=metrics)  # fmt: skip
+                                prober=prober, metrics=metrics, watch=watch)  # fmt: skip
         return cls(settings, fleet, store, metrics, Backpressure.from_settings(settings), http,
-                   prober, dispatcher if dispatcher.consumers else None)  # fmt: skip
+                   prober, watch, dispatcher if dispatcher.consumers else None)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """Run the engine (when it has consumers) for the app's lifetime, then close everything."""
+        watch = asyncio.create_task(self.watch.run())
         engine = asyncio.create_task(self.dispatcher.run()) if self.dispatcher else None
         try:
             yield
         finally:
             if engine is not None:
                 await self._stop_engine(engine)
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
             await self.http.aclose()
             await self.store.aclose()
 

@@ -9,10 +9,12 @@ from collections.abc import Mapping
 
 from fastapi import Request
 
+from smartqueue.api.services import Services
 from smartqueue.config import FleetConfig
-from smartqueue.errors import BadRequest, InvalidInput, PayloadTooLarge
-from smartqueue.models import Priority, new_job_id
-from smartqueue.store import NewJob
+from smartqueue.errors import BadRequest, InvalidInput, PayloadTooLarge, QueueFull
+from smartqueue.models import EnqueueResponse, JobStatus, Priority, new_job_id
+from smartqueue.openai_format import parse_json_object
+from smartqueue.store import DEFAULT_PATH, NewJob
 
 KEPT_HEADERS = frozenset({"content-type", "accept", "x-request-id"})
 KEPT_PREFIX = "x-syslog-"
@@ -95,14 +97,30 @@ def idempotency_digest(key: str | None) -> str | None:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def build_job(request: Request, fleet: FleetConfig, *, limit_bytes: int) -> NewJob:
-    """A NewJob from a submission request, or a 4xx naming what is wrong with it."""
+def check_openai_request(body: bytes) -> None:
+    """An OpenAI completion request must be a JSON object."""
+    if parse_json_object(body) is None:
+        raise BadRequest(
+            "request body must be a JSON object (an OpenAI request)", code="invalid_json"
+        )
+
+
+async def build_job(
+    request: Request, fleet: FleetConfig, *, limit_bytes: int, openai_path: str | None = None
+) -> NewJob:
+    """A NewJob from a submission request, or a 4xx naming what is wrong with it.
+
+    `openai_path` is set for the OpenAI front door: the body must then be a JSON object, and
+    the job runs on that path of the GPU.
+    """
     headers = request.headers
     route = resolve_route(fleet, headers.get("x-syslog-model"))
     priority = parse_priority(headers.get("x-syslog-priority"))
     digest = idempotency_digest(headers.get("idempotency-key"))
     body = await read_body(request, limit_bytes=limit_bytes)
     check_payload(body, headers.get("content-type"))
+    if openai_path is not None:
+        check_openai_request(body)
     return NewJob(
         job_id=new_job_id(),
         route=route,
@@ -111,4 +129,31 @@ async def build_job(request: Request, fleet: FleetConfig, *, limit_bytes: int) -
         headers=kept_headers(headers),
         created_at=time.time(),
         idempotency_digest=digest,
+        path=openai_path or DEFAULT_PATH,
+    )
+
+
+async def admit(services: Services, job: NewJob) -> EnqueueResponse:
+    """Store the job if backpressure allows (503 + Retry-After otherwise)."""
+    ceiling = services.backpressure.ceiling(job.priority)
+    admission = await services.store.enqueue(job, ceiling=ceiling)
+    outcome = ("duplicate" if admission.duplicate else "accepted") if admission.accepted else (
+        "refused")  # fmt: skip
+    services.metrics.submissions.labels(job.priority.value, outcome).inc()
+    if not admission.accepted or admission.job_id is None:
+        raise QueueFull(
+            f"queue depth {admission.depth} is at the {job.priority.value}-priority ceiling "
+            f"{ceiling}; retry later",
+            retry_after_s=services.backpressure.retry_after_s(admission.depth),
+        )
+    warning = services.backpressure.warning(admission.depth)
+    if warning and not admission.duplicate:
+        services.metrics.backpressure_warnings.inc()
+    return EnqueueResponse(
+        job_id=admission.job_id,
+        status=JobStatus.QUEUED,
+        queue_depth=admission.queue_depth,
+        position=admission.position,
+        warning=warning,
+        duplicate=admission.duplicate,
     )

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
 
 from smartqueue.api.deps import ServicesDep, StoreDep
-from smartqueue.api.submission import build_job
-from smartqueue.errors import NotFound, QueueFull
+from smartqueue.api.events import job_event_stream
+from smartqueue.api.submission import admit, build_job
+from smartqueue.errors import Conflict, NotFound
 from smartqueue.models import EnqueueResponse, ErrorBody, JobRecord, JobStatus
+from smartqueue.store import Store
 
 router = APIRouter(tags=["jobs"])
 
@@ -65,30 +69,9 @@ async def enqueue(
 ) -> EnqueueResponse:
     """Queue a job for the best GPU of its route; 202 with where to follow it."""
     job = await build_job(request, services.fleet, limit_bytes=services.settings.max_body_bytes)
-    ceiling = services.backpressure.ceiling(job.priority)
-    admission = await services.store.enqueue(job, ceiling=ceiling)
-    outcome = "duplicate" if admission.duplicate else "accepted"
-    services.metrics.submissions.labels(job.priority.value, outcome if admission.accepted
-                                        else "refused").inc()  # fmt: skip
-    if not admission.accepted or admission.job_id is None:
-        retry_after = services.backpressure.retry_after_s(admission.depth)
-        raise QueueFull(
-            f"queue depth {admission.depth} is at the {job.priority.value}-priority ceiling "
-            f"{ceiling}; retry later",
-            retry_after_s=retry_after,
-        )
-    warning = services.backpressure.warning(admission.depth)
-    if warning and not admission.duplicate:
-        services.metrics.backpressure_warnings.inc()
-    response.headers["Location"] = f"/status/{admission.job_id}"
-    return EnqueueResponse(
-        job_id=admission.job_id,
-        status=JobStatus.QUEUED,
-        queue_depth=admission.queue_depth,
-        position=admission.position,
-        warning=warning,
-        duplicate=admission.duplicate,
-    )
+    accepted = await admit(services, job)
+    response.headers["Location"] = f"/status/{accepted.job_id}"
+    return accepted
 
 
 @router.get(
@@ -99,7 +82,45 @@ async def enqueue(
 )
 async def job_status(job_id: str, store: StoreDep) -> JobRecord:
     """The job record: status, timestamps, position while queued, result or error."""
+    return await _existing(store, job_id)
+
+
+async def _existing(store: Store, job_id: str) -> JobRecord:
     record = await store.get_job(job_id) if JOB_ID.match(job_id) else None
     if record is None:
         raise NotFound(f"no job {job_id!r} (unknown, or expired 24 h after it ended)")
     return record
+
+
+@router.post(
+    "/status/{job_id}/cancel",
+    response_model=JobRecord,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody, "description": "Ended"}},
+    summary="Cancel a job",
+)
+async def cancel_job(job_id: str, store: StoreDep) -> JobRecord:
+    """A queued job never runs; a running job's GPU call is aborted. Cancelling again is fine."""
+    await _existing(store, job_id)
+    await store.cancel(job_id, now=time.time())
+    record = await _existing(store, job_id)
+    if record.status is not JobStatus.CANCELLED:
+        raise Conflict(f"job {job_id} already ended ({record.status.value}); nothing to cancel")
+    return record
+
+
+@router.get(
+    "/status/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
+    summary="A job's events (SSE)",
+)
+async def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
+    """Lifecycle events and streamed completion chunks as server-sent events.
+
+    Resumable: send the last `id:` received as `Last-Event-ID` to continue after it.
+    """
+    record = await _existing(services.store, job_id)
+    after = request.headers.get("last-event-id")
+    events = job_event_stream(services, record, after=after, limit_s=services.settings.hold_s)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)

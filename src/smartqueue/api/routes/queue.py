@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
+from typing import Any
 
 from fastapi import APIRouter
 
 from smartqueue.api.deps import ServicesDep
 from smartqueue.api.services import Services
 from smartqueue.models import (
+    BreakerView,
     ConsumerInfo,
     ConsumerList,
     DepthView,
@@ -17,6 +20,7 @@ from smartqueue.models import (
     QueueOverview,
     Thresholds,
 )
+from smartqueue.scoring import is_down, is_fresh, load_score
 
 router = APIRouter(tags=["queue"])
 
@@ -26,16 +30,45 @@ async def live_consumers(services: Services) -> list[ConsumerInfo]:
     return await services.store.consumers(now=time.time(), ttl_s=services.settings.consumer_ttl_s)
 
 
-def fleet_view(services: Services) -> list[GpuView]:
-    """The GPUs as configured, with the routes that may use each."""
-    fleet = services.fleet
-    return [
-        GpuView(
+async def fleet_view(services: Services) -> list[GpuView]:
+    """The GPUs with live health: probe, load score, breaker, slots in use across replicas."""
+    fleet, store, now = services.fleet, services.store, time.time()
+    names = [gpu.name for gpu in fleet.gpus]
+    in_use = await store.slots_in_use(names, now=now)
+    breakers = await store.breakers(names)
+    views = []
+    for gpu in fleet.gpus:
+        breaker = breakers[gpu.name][0]
+        views.append(GpuView(
             **gpu.model_dump(exclude={"api_key_env"}),
             routes=[route for route, members in fleet.routes.items() if gpu.name in members],
-        )
-        for gpu in fleet.gpus
-    ]
+            slots_in_use=in_use[gpu.name],
+            breaker=BreakerView(state=breaker.state.value, failures=breaker.failures,
+                                reason=breaker.reason, opened_at=breaker.opened_at),
+            health=health_view(services, gpu.name, in_use=in_use[gpu.name], now=now),
+        ))  # fmt: skip
+    return views
+
+
+def health_view(services: Services, gpu: str, *, in_use: int, now: float) -> dict[str, Any] | None:
+    """The latest probe of `gpu` as JSON, with its age, staleness and load score."""
+    snapshot = services.prober.snapshots.get(gpu)
+    if snapshot is None:
+        return None
+    max_age_s = services.prober.max_age_s
+    slots = services.fleet.gpu(gpu).slots
+    score = load_score(snapshot, in_flight=in_use, slots=slots, now=now, max_age_s=max_age_s)
+    services.metrics.gpu_score.labels(gpu).set(score)
+    return {
+        "reachable": snapshot.reachable,
+        "down": is_down(snapshot, now=now, max_age_s=max_age_s),
+        "stale": not is_fresh(snapshot, now=now, max_age_s=max_age_s),
+        "age_s": round(now - snapshot.observed_at, 3),
+        "load_score": round(score, 1),
+        "sidecar": asdict(snapshot.sidecar) if snapshot.sidecar else None,
+        "engine": asdict(snapshot.engine) if snapshot.engine else None,
+        "error": snapshot.error,
+    }
 
 
 @router.get("/status", response_model=QueueOverview, summary="Queue overview")
@@ -57,7 +90,7 @@ async def overview(services: ServicesDep) -> QueueOverview:
             ceilings={priority: pressure.ceiling(priority) for priority in pressure.ceilings},
         ),
         consumers=await live_consumers(services),
-        gpus=fleet_view(services),
+        gpus=await fleet_view(services),
     )
 
 
@@ -70,4 +103,4 @@ async def consumers(services: ServicesDep) -> ConsumerList:
 @router.get("/gpus", response_model=GpuList, summary="The fleet")
 async def gpus(services: ServicesDep) -> GpuList:
     """Every GPU of the fleet file with what smartqueue knows of it."""
-    return GpuList(gpus=fleet_view(services))
+    return GpuList(gpus=await fleet_view(services))

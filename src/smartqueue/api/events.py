@@ -1,0 +1,61 @@
+"""A job's events as server-sent events: lifecycle changes and streamed completion chunks."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+from smartqueue.api.services import Services
+from smartqueue.models import JobRecord, JobStatus
+from smartqueue.openai_format import event_data
+
+TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
+
+
+def format_event(event_id: str | None, kind: str, data: bytes) -> bytes:
+    """One SSE event; `id` lets a client resume with Last-Event-ID."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {kind}\n".encode() + b"data: " + data + b"\n\n"
+
+
+def _status_data(record: JobRecord, status: str) -> bytes:
+    return json.dumps({"job_id": record.job_id, "status": status}).encode()
+
+
+def _render(record: JobRecord, event_id: str, fields: dict[bytes, bytes]) -> tuple[bytes, bool]:
+    """The SSE bytes of a stored event, and whether it is the job's last."""
+    if fields.get(b"type") == b"chunk":
+        return format_event(event_id, "chunk", event_data(fields.get(b"data", b""))), False
+    status = fields.get(b"status", b"").decode()
+    return format_event(event_id, "status", _status_data(record, status)), status in TERMINAL
+
+
+async def job_event_stream(
+    services: Services, record: JobRecord, *, after: str | None, limit_s: float
+) -> AsyncIterator[bytes]:
+    """Events after `after` (from the start, with the current status first, when None)."""
+    store = services.store
+    if after is None:
+        yield format_event(None, "status", _status_data(record, record.status.value))
+    cursor = after or "0-0"
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        events = await store.read_events(record.job_id, after=cursor, block_ms=1000)
+        if not events and await _has_ended(services, record.job_id):
+            # Its last event was written with its last status: one more read gets it (if new).
+            events = await store.read_events(record.job_id, after=cursor, block_ms=None)
+            for event_id, fields in events:
+                yield _render(record, event_id, fields)[0]
+            return
+        for event_id, fields in events:
+            cursor = event_id
+            data, last = _render(record, event_id, fields)
+            yield data
+            if last:
+                return
+
+
+async def _has_ended(services: Services, job_id: str) -> bool:
+    record = await services.store.get_job(job_id)
+    return record is None or record.status.is_terminal

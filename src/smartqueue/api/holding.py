@@ -1,0 +1,170 @@
+"""Holding an OpenAI client's connection while its job waits and runs, then answering as the GPU.
+
+An OpenAI SDK reads any 2xx as success, so a held request never answers 202: it answers the
+GPU's own status and body, or a 503 with Retry-After and the job id when the hold runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from smartqueue.api.errors import error_response
+from smartqueue.api.services import Services
+from smartqueue.errors import WaitTimedOut
+from smartqueue.models import JobRecord, JobStatus
+
+MAX_RETRY_AFTER_S = 60  # newer OpenAI SDKs don't retry on longer ones
+RECHECK_S = 0.5
+
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Preference:
+    """What the client asked for with RFC 7240 `Prefer`."""
+
+    respond_async: bool = False
+    wait_s: float | None = None
+
+
+def parse_prefer(header: str | None) -> Preference:
+    """`respond-async` and `wait=N` from a Prefer header (unknown preferences are ignored)."""
+    if not header:
+        return Preference()
+    wait = _WAIT.search(header)
+    tokens = {token.strip().lower() for token in re.split(r"[,;]", header)}
+    return Preference("respond-async" in tokens, float(wait.group(1)) if wait else None)
+
+
+def timed_out(job_id: str, waited_s: float) -> WaitTimedOut:
+    """The answer when a hold runs out: the job goes on, the client may poll it."""
+    return WaitTimedOut(
+        f"job {job_id} is still waiting for a GPU after {waited_s:g} s; "
+        f"poll /status/{job_id} or retry later",
+        retry_after_s=min(MAX_RETRY_AFTER_S, max(1, int(waited_s))),
+        job_id=job_id,
+    )
+
+
+async def wait_for_end(
+    services: Services, job_id: str, *, timeout_s: float, request: Request
+) -> JobRecord | None:
+    """The job's record once it ended; None when `timeout_s` passed first.
+
+    A client that disconnects meanwhile cancels its job (it never runs, or its GPU call is
+    aborted).
+    """
+    deadline = time.monotonic() + timeout_s
+    with services.watch.watching(job_id) as ended:
+        while True:
+            record = await services.store.get_job(job_id)
+            if record is None or record.status.is_terminal:
+                return record
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if await request.is_disconnected():
+                await services.store.cancel(job_id, now=time.time())
+                return None
+            ended.clear()
+            try:
+                await asyncio.wait_for(ended.wait(), timeout=min(remaining, RECHECK_S))
+            except TimeoutError:
+                continue
+
+
+async def answer_from_record(services: Services, record: JobRecord) -> Response:
+    """The GPU's own answer for an ended job, or an error in the one shape."""
+    stored = await services.store.get_result(record.job_id)
+    headers = {"X-Smartqueue-Job-Id": record.job_id}
+    if stored is not None:
+        status, content_type, body = stored
+        return Response(body, status_code=status, media_type=content_type, headers=headers)
+    if record.status is JobStatus.CANCELLED:
+        message = f"job {record.job_id} was cancelled"
+        return error_response(409, message, error_type="conflict_error", code="cancelled",
+                              headers=headers)  # fmt: skip
+    message = record.error.message if record.error else "the job failed"
+    return error_response(
+        502, f"job {record.job_id} failed ({record.reason}): {message}",
+        error_type="upstream_error", code=record.reason or "failed", headers=headers,
+    )  # fmt: skip
+
+
+def sse(data: bytes) -> bytes:
+    """One server-sent event carrying `data`."""
+    return b"data: " + data + b"\n\n"
+
+
+def error_event(message: str, code: str) -> bytes:
+    """An SSE event an OpenAI SDK raises as APIError, followed by the end marker."""
+    body = {"error": {"message": message, "type": "upstream_error", "code": code}}
+    return sse(json.dumps(body).encode())
+
+
+async def first_event(
+    services: Services, job_id: str, *, timeout_s: float, request: Request
+) -> tuple[str, dict[bytes, bytes]] | None:
+    """The job's first chunk or terminal status, waiting up to `timeout_s` (None: timed out)."""
+    deadline = time.monotonic() + timeout_s
+    after = "0-0"
+    while (remaining := deadline - time.monotonic()) > 0:
+        if await request.is_disconnected():
+            await services.store.cancel(job_id, now=time.time())
+            return None
+        block_ms = int(min(remaining, RECHECK_S) * 1000) + 1
+        for event_id, fields in await services.store.read_events(job_id, after=after,
+                                                                 block_ms=block_ms):  # fmt: skip
+            after = event_id
+            if fields.get(b"type") == b"chunk" or _ended(fields):
+                return event_id, fields
+    return None
+
+
+def _ended(fields: dict[bytes, bytes]) -> bool:
+    return fields.get(b"status", b"").decode() in {s.value for s in JobStatus if s.is_terminal}
+
+
+async def relay_chunks(
+    services: Services, job_id: str, *, first: tuple[str, dict[bytes, bytes]]
+) -> AsyncIterator[bytes]:
+    """The GPU's SSE events as they arrive, ending with its `[DONE]` or an error event.
+
+    If the client goes away mid-stream, the job is cancelled (its GPU call is aborted).
+    """
+    finished = False
+    try:
+        event_id, fields = first
+        while True:
+            if fields.get(b"type") == b"chunk":
+                yield fields.get(b"data", b"") + b"\n\n"
+            elif fields.get(b"status") is not None:
+                status = fields[b"status"].decode()
+                if status == JobStatus.COMPLETED.value:
+                    finished = True
+                    return
+                if status in (JobStatus.RETRYING.value, JobStatus.DEAD.value,
+                              JobStatus.CANCELLED.value):  # fmt: skip
+                    yield error_event(f"the GPU stream failed ({status})", code=status)
+                    return
+            event_id, fields = await _next_event(services, job_id, after=event_id)
+    finally:
+        if not finished:
+            await services.store.cancel(job_id, now=time.time())
+
+
+async def _next_event(
+    services: Services, job_id: str, *, after: str
+) -> tuple[str, dict[bytes, bytes]]:
+    while True:
+        events = await services.store.read_events(job_id, after=after, block_ms=1000, count=1)
+        if events:
+            return events[0]
