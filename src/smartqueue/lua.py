@@ -36,6 +36,15 @@ local function owns(stream, group, entry, consumer)
 end
 """
 
+# A consumer is done with an entry: acked, deleted (XACK alone keeps it), its slot freed.
+_RELEASE = """
+local function release_entry(stream, group, entry, slots, job_id)
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  redis.call('ZREM', slots, job_id)
+end
+"""
+
 # The value of `name` in a flat field/value list.
 _FIELD = """
 local function field(fields, name)
@@ -180,13 +189,12 @@ return previous
 # field/value items, then the transition. Returns the DLQ entry id, or false when refused.
 DEAD_LETTER = (
     _OWNS
+    + _RELEASE
     + _TRANSITION
     + """
 if not owns(KEYS[3], ARGV[1], ARGV[3], ARGV[2]) then return false end
 local n_dlq = tonumber(ARGV[5])
-redis.call('XACK', KEYS[3], ARGV[1], ARGV[3])
-redis.call('XDEL', KEYS[3], ARGV[3])
-redis.call('ZREM', KEYS[4], ARGV[4])
+release_entry(KEYS[3], ARGV[1], ARGV[3], KEYS[4], ARGV[4])
 if not transition(KEYS[1], ARGV, 6 + n_dlq) then return false end
 return redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6, 5 + n_dlq))
 """
@@ -276,13 +284,12 @@ return 1
 # Returns the previous status, or false when the commit is refused.
 FINISH = (
     _OWNS
+    + _RELEASE
     + _TRANSITION
     + """
 if not owns(KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return false end
 local previous = transition(KEYS[1], ARGV, 5)
-redis.call('XACK', KEYS[2], ARGV[1], ARGV[3])
-redis.call('XDEL', KEYS[2], ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[4])
+release_entry(KEYS[2], ARGV[1], ARGV[3], KEYS[3], ARGV[4])
 return previous
 """
 )
@@ -293,21 +300,17 @@ return previous
 #   then the transition (to retrying). Returns the previous status, or false when refused.
 RETRY_LATER = (
     _OWNS
+    + _RELEASE
     + _TRANSITION
     + """
 if not owns(KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return false end
 local previous = transition(KEYS[1], ARGV, 6)
-redis.call('ZREM', KEYS[3], ARGV[4])
-if not previous then
-  redis.call('XACK', KEYS[2], ARGV[1], ARGV[3])
-  redis.call('XDEL', KEYS[2], ARGV[3])
-  return false
+if previous then
+  local fields = redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3])[1][2]
+  for i = 1, #fields, 2 do redis.call('HSET', KEYS[1], 'entry:' .. fields[i], fields[i + 1]) end
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
 end
-local fields = redis.call('XRANGE', KEYS[2], ARGV[3], ARGV[3])[1][2]
-for i = 1, #fields, 2 do redis.call('HSET', KEYS[1], 'entry:' .. fields[i], fields[i + 1]) end
-redis.call('XACK', KEYS[2], ARGV[1], ARGV[3])
-redis.call('XDEL', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+release_entry(KEYS[2], ARGV[1], ARGV[3], KEYS[3], ARGV[4])
 return previous
 """
 )

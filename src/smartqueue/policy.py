@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from smartqueue.config import Settings
@@ -113,3 +113,31 @@ class RetryPolicy:
     def exhausted(self, attempts: int) -> bool:
         """True once the job has used its first try and every retry."""
         return attempts > self.max_retries
+
+
+@dataclass
+class DrainMeter:
+    """How fast jobs leave the queue, from samples of a cumulative dispatch count."""
+
+    window_s: float = 60.0
+    min_span_s: float = 1.0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    def wants_sample(self, now: float) -> bool:
+        """True when the last sample is old enough to be worth a new one."""
+        return not self.samples or now - self.samples[-1][0] >= self.min_span_s
+
+    def add(self, now: float, dispatched_total: int) -> None:
+        """Record the cumulative count at `now`; samples older than the window are dropped."""
+        self.samples.append((now, dispatched_total))
+        self.samples = [(t, n) for t, n in self.samples if now - t <= self.window_s]
+
+    def rate_per_s(self) -> float | None:
+        """Jobs dispatched per second over the window; None until it can be measured."""
+        if len(self.samples) < 2:
+            return None
+        (first_t, first_n), (last_t, last_n) = self.samples[0], self.samples[-1]
+        span_s = last_t - first_t
+        if span_s < self.min_span_s or last_n <= first_n:
+            return None
+        return (last_n - first_n) / span_s

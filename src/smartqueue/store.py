@@ -474,6 +474,20 @@ class Store:
         return total
 
     @_translate_errors
+    async def dispatched_total(self) -> int:
+        """Entries ever delivered to consumers, across all job streams (the groups' counters)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self.keys.streams(self.routes):
+                pipe.xinfo_groups(stream)
+            replies = await pipe.execute(raise_on_error=False)
+        return sum(
+            int(group.get("entries-read") or 0)
+            for reply in replies
+            if isinstance(reply, list)
+            for group in reply
+        )
+
+    @_translate_errors
     async def delayed_count(self) -> int:
         """Jobs waiting out a retry backoff."""
         return int(await self.redis.zcard(self.keys.delayed))

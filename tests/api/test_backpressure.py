@@ -8,7 +8,10 @@ import json
 import httpx
 import pytest
 
+from smartqueue.models import Priority
+from smartqueue.store import Store
 from tests.api.conftest import CHAT
+from tests.support.entries import read_entry
 
 
 async def submit(client: httpx.AsyncClient, priority: str = "normal") -> httpx.Response:
@@ -78,3 +81,19 @@ async def test_backpressure_between_30_and_39_accepts_with_warning_and_metric(
     assert warned["warning"] is not None
     assert "30" in warned["warning"]
     assert "smartqueue_backpressure_warnings_total 1.0" in metrics
+
+
+async def test_backpressure_retry_after_follows_the_measured_drain_rate(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    await fill(client, 50)
+    first = await submit(client)  # depth 50: the queue is open, and the drain is sampled
+    for _ in range(5):  # five jobs leave the queue (as consumers would take them)
+        await read_entry(store.redis, store.keys.stream(Priority.HIGH, "default"))
+    await asyncio.sleep(1.1)
+
+    refused = await submit(client)  # depth 45: 6 over the ceiling at about 5 jobs/s
+
+    assert first.headers["Retry-After"] == "30"
+    assert refused.status_code == 503
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3  # the fixed formula would say 30

@@ -15,6 +15,14 @@ from tests.engine.conftest import CHAT, fleet_for, service
 from tests.support.sim import SimHandle
 
 
+def one_gpu(
+    sims: Callable[..., dict[str, SimHandle]], **spec: object
+) -> tuple[dict[str, SimHandle], FleetConfig]:
+    """One sim GPU `a` serving the `default` route."""
+    gpus = sims(a=spec)
+    return gpus, fleet_for(gpus, {"default": ["a"]}, {"a": int(str(spec["slots"]))})
+
+
 def openai_client(http: httpx.AsyncClient, *, max_retries: int = 2) -> openai.AsyncOpenAI:
     """The real openai client, talking to the app in-process through `http`."""
     # openai ships its own fork of httpx; the ASGI-backed client is compatible at runtime.
@@ -27,8 +35,7 @@ def openai_client(http: httpx.AsyncClient, *, max_retries: int = 2) -> openai.As
 async def test_front_door_openai_client_gets_a_normal_chat_completion(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 2})
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 2})
+    gpus, fleet = one_gpu(sims, slots=2)
 
     async with service(engine_settings(), fleet) as http:
         client = openai_client(http)
@@ -44,8 +51,7 @@ async def test_front_door_openai_client_gets_a_normal_chat_completion(
 async def test_front_door_streamed_completion_arrives_as_chunks_ending_in_done(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 2})
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 2})
+    _, fleet = one_gpu(sims, slots=2)
 
     async with service(engine_settings(), fleet) as http:
         client = openai_client(http)
@@ -62,8 +68,7 @@ async def test_front_door_streamed_completion_arrives_as_chunks_ending_in_done(
 async def test_front_door_prefer_respond_async_answers_202_with_location(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 1})
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
+    _, fleet = one_gpu(sims, slots=1)
 
     async with service(engine_settings(), fleet) as http:
         response = await http.post("/v1/chat/completions", json=CHAT,
@@ -76,9 +81,8 @@ async def test_front_door_prefer_respond_async_answers_202_with_location(
 async def test_front_door_hold_that_times_out_is_503_with_retry_after_and_job_id(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 1})
+    gpus, fleet = one_gpu(sims, slots=1)
     gpus["a"].set_faults("refuse")
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
 
     async with service(engine_settings(), fleet) as http:
         response = await http.post("/v1/chat/completions", json=CHAT, headers={"Prefer": "wait=1"})
@@ -92,8 +96,7 @@ async def test_front_door_hold_that_times_out_is_503_with_retry_after_and_job_id
 async def test_front_door_gpu_4xx_is_answered_with_the_gpus_status_and_body(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 1})
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
+    _, fleet = one_gpu(sims, slots=1)
 
     async with service(engine_settings(), fleet) as http:
         client = openai_client(http, max_retries=0)
@@ -106,8 +109,7 @@ async def test_front_door_gpu_4xx_is_answered_with_the_gpus_status_and_body(
 async def test_events_stream_lifecycle_and_resume_after_last_event_id(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 1})
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
+    _, fleet = one_gpu(sims, slots=1)
 
     async with service(engine_settings(), fleet) as http:
         body = {**CHAT, "stream": True}
@@ -129,9 +131,8 @@ async def test_events_stream_lifecycle_and_resume_after_last_event_id(
 async def test_cancel_queued_job_never_runs_and_is_idempotent(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 1})
+    gpus, fleet = one_gpu(sims, slots=1)
     gpus["a"].set_faults("refuse")
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
 
     async with service(engine_settings(), fleet) as http:
         job_id = (await http.post("/enqueue", json=CHAT)).json()["job_id"]
@@ -149,8 +150,7 @@ async def test_cancel_queued_job_never_runs_and_is_idempotent(
 async def test_cancel_running_job_aborts_the_gpu_call(
     sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
 ) -> None:
-    gpus = sims(a={"slots": 1, "speed": 1.0})
-    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
+    gpus, fleet = one_gpu(sims, slots=1, speed=1.0)
 
     async with service(engine_settings(), fleet) as http:
         job_id = (await http.post("/enqueue", json={**CHAT, "max_tokens": 500})).json()["job_id"]

@@ -199,3 +199,15 @@ async def test_dlq_unknown_or_malformed_entry_is_not_found(store: Store) -> None
     assert await store.dlq_retry("1-1", new_job_id=new_job_id(), now=0) is None
     assert await store.dlq_retry("not-an-id", new_job_id=new_job_id(), now=0) is None
     assert not await store.dlq_discard("zzz")
+
+
+async def test_dispatched_total_counts_entries_delivered_to_consumers(store: Store) -> None:
+    await store.ensure_groups()
+    for route in ("default", "light", "default"):
+        await store.enqueue(new_job(route=route), ceiling=40)
+
+    before = await store.dispatched_total()
+    await store.take("amdpve", slots=4, routes=["default", "light"], consumer="c1", lease=LEASE)
+    await store.take("amdpve", slots=4, routes=["default", "light"], consumer="c1", lease=LEASE)
+
+    assert (before, await store.dispatched_total()) == (0, 2)

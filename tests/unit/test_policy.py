@@ -6,7 +6,7 @@ import pytest
 
 from smartqueue.config import Settings
 from smartqueue.models import Priority
-from smartqueue.policy import Backpressure
+from smartqueue.policy import Backpressure, DrainMeter
 
 PRESSURE = Backpressure.from_settings(Settings())
 
@@ -47,3 +47,38 @@ def test_ceiling_never_exceeds_the_open_depth() -> None:
 @pytest.mark.parametrize(("depth", "warns"), [(0, False), (29, False), (30, True), (39, True)])
 def test_warning_starts_at_the_warn_depth(depth: int, warns: bool) -> None:
     assert (PRESSURE.warning(depth) is not None) is warns
+
+
+def test_drain_meter_measures_dispatches_per_second_over_its_window() -> None:
+    meter = DrainMeter(window_s=60)
+    meter.add(100.0, 10)
+    assert meter.rate_per_s() is None  # one sample: nothing to measure yet
+    meter.add(104.0, 30)
+
+    assert meter.rate_per_s() == 5.0
+
+
+def test_drain_meter_forgets_samples_older_than_its_window() -> None:
+    meter = DrainMeter(window_s=10)
+    meter.add(0.0, 0)
+    meter.add(5.0, 100)
+    meter.add(20.0, 110)
+
+    assert meter.samples == [(20.0, 110)]
+    assert meter.rate_per_s() is None
+
+
+@pytest.mark.parametrize(("now", "wanted"), [(100.5, False), (101.0, True)])
+def test_drain_meter_samples_at_most_once_a_second(now: float, wanted: bool) -> None:
+    meter = DrainMeter()
+    meter.add(100.0, 1)
+
+    assert meter.wants_sample(now) is wanted
+
+
+def test_drain_meter_idle_queue_has_no_rate() -> None:
+    meter = DrainMeter()
+    meter.add(0.0, 7)
+    meter.add(30.0, 7)
+
+    assert meter.rate_per_s() is None

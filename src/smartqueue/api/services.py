@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -15,7 +15,7 @@ from smartqueue.dispatcher import Dispatcher
 from smartqueue.fleet import FleetProber
 from smartqueue.gpu_client import GpuClient, new_http_client
 from smartqueue.metrics import Metrics
-from smartqueue.policy import Backpressure
+from smartqueue.policy import Backpressure, DrainMeter
 from smartqueue.store import Store
 from smartqueue.watch import JobWatch
 
@@ -35,6 +35,7 @@ class Services:
     prober: FleetProber
     watch: JobWatch
     dispatcher: Dispatcher | None
+    drain: DrainMeter = field(default_factory=DrainMeter)
 
     @classmethod
     def build(cls, settings: Settings, fleet: FleetConfig) -> Services:

@@ -133,6 +133,14 @@ async def build_job(
     )
 
 
+async def measure_drain(services: Services) -> float | None:
+    """Jobs dispatched per second lately (sampled at most once a second, while under load)."""
+    meter, now = services.drain, time.monotonic()
+    if meter.wants_sample(now):
+        meter.add(now, await services.store.dispatched_total())
+    return meter.rate_per_s()
+
+
 async def admit(services: Services, job: NewJob) -> EnqueueResponse:
     """Store the job if backpressure allows (503 + Retry-After otherwise)."""
     ceiling = services.backpressure.ceiling(job.priority)
@@ -140,13 +148,16 @@ async def admit(services: Services, job: NewJob) -> EnqueueResponse:
     outcome = ("duplicate" if admission.duplicate else "accepted") if admission.accepted else (
         "refused")  # fmt: skip
     services.metrics.submissions.labels(job.priority.value, outcome).inc()
+    warning = services.backpressure.warning(admission.depth)
+    drain_per_s = await measure_drain(services) if warning or not admission.accepted else None
     if not admission.accepted or admission.job_id is None:
         raise QueueFull(
             f"queue depth {admission.depth} is at the {job.priority.value}-priority ceiling "
             f"{ceiling}; retry later",
-            retry_after_s=services.backpressure.retry_after_s(admission.depth),
+            retry_after_s=services.backpressure.retry_after_s(
+                admission.depth, drain_per_s=drain_per_s
+            ),
         )
-    warning = services.backpressure.warning(admission.depth)
     if warning and not admission.duplicate:
         services.metrics.backpressure_warnings.inc()
     return EnqueueResponse(
