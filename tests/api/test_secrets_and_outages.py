@@ -15,33 +15,10 @@ from asgi_lifespan import LifespanManager
 from smartqueue.api.app import create_app
 from smartqueue.config import FleetConfig
 from tests.api.conftest import CHAT, SettingsFactory
+from tests.support.redis_dump import every_stored_byte
 from tests.support.redis_server import RedisServer
 
 CANARY = "canary-secret-7f3a9c"
-
-
-async def stored_value(client: aioredis.Redis, key: bytes) -> object:
-    """A key's value, read according to its type."""
-    kind = await client.type(key)
-    if kind == b"string":
-        return await client.get(key)
-    if kind == b"hash":
-        return await client.hgetall(key)
-    if kind == b"stream":
-        return await client.xrange(key)
-    if kind == b"zset":
-        return await client.zrange(key, 0, -1, withscores=True)
-    if kind == b"list":
-        return await client.lrange(key, 0, -1)
-    raise AssertionError(f"unexpected key type {kind!r} for {key!r}")
-
-
-async def every_stored_byte(client: aioredis.Redis, prefix: str) -> bytes:
-    """Every key, field and value under `prefix`, concatenated."""
-    dump = b""
-    async for key in client.scan_iter(match=f"{prefix}:*"):
-        dump += key + repr(await stored_value(client, key)).encode()
-    return dump
 
 
 async def test_secret_headers_never_reach_redis(

@@ -9,9 +9,11 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
+import redis.asyncio as aioredis
 
 from smartqueue.config import FleetConfig, Settings
 from tests.engine.conftest import CHAT, fleet_for, service
+from tests.support.redis_dump import every_stored_byte
 from tests.support.sim import SimHandle
 
 
@@ -178,3 +180,23 @@ async def test_v1_models_lists_served_models_and_routes(
 
     ids = {model["id"] for model in listing["data"]}
     assert {"qwen3.6-35B-A3B", "gemma-4-E4B", "default", "heavy"} <= ids
+
+
+async def test_front_door_secret_headers_never_reach_redis_after_processing(
+    sims: Callable[..., dict[str, SimHandle]],
+    engine_settings: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    _, fleet = one_gpu(sims, slots=1)
+    canary = "canary-4d1e-secret"
+    headers = {"Authorization": f"Bearer {canary}", "Cookie": f"s={canary}",
+               "X-Api-Key": canary, "Proxy-Authorization": canary}  # fmt: skip
+
+    async with service(engine_settings(), fleet) as http:
+        answer = await http.post("/v1/chat/completions", json=CHAT, headers=headers)
+        stored = await every_stored_byte(redis_client, key_prefix)
+
+    assert answer.status_code == 200
+    assert b"completed" in stored  # the job ran and its record is there...
+    assert canary.encode() not in stored  # ...without any secret header
