@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from smartqueue.nginx import register as register_nginx
+from smartqueue.ops import register as register_ops
 from smartqueue.serve import serve_command
 from smartqueue.sim.cli import register as register_sim
 
@@ -20,6 +21,7 @@ def root() -> None:
 # Sub-command groups register themselves here; each lives beside the code it drives.
 register_sim(app)
 register_nginx(app)
+register_ops(app)
 
 
 def main() -> None:
