@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv system-deps lint format types test run bench clean
 
 help:
-	@echo "make run    - local stack on loopback (redis, smartqueue)"
+	@echo "make run    - local stack on loopback (redis, sim GPUs, smartqueue, nginx)"
 	@echo "make test   - lint, types and all tests"
 	@echo "make format - apply ruff formatting"
 
@@ -41,7 +41,7 @@ test: venv system-deps lint types
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 run: venv system-deps
-	@scripts/run-local.sh
+	@$(BIN)/smartqueue stack $(RUN_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ from smartqueue.nginx import register as register_nginx
 from smartqueue.ops import register as register_ops
 from smartqueue.serve import serve_command
 from smartqueue.sim.cli import register as register_sim
+from smartqueue.stack import register as register_stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("serve")(serve_command)
@@ -22,6 +23,7 @@ def root() -> None:
 register_sim(app)
 register_nginx(app)
 register_ops(app)
+register_stack(app)
 
 
 def main() -> None:

@@ -290,7 +290,10 @@ class Dispatcher:
                           gpu_status=failure.status)  # fmt: skip
         log.warning("gpu call failed", extra={"job_id": job.job_id, "gpu": job.gpu,
                                               "error": failure.message})  # fmt: skip
-        if not is_retryable(failure.failure, failure.status):
+        if not counts_as_attempt(failure.failure) and self._waited_too_long(job):
+            error = error.model_copy(update={"type": "expired"})
+            await self._dead(job, consumer, DeadReason.EXPIRED, error, attempts=attempts)
+        elif not is_retryable(failure.failure, failure.status):
             reason = DeadReason.RESULT_TOO_LARGE if failure.failure is Failure.TOO_LARGE else (
                 DeadReason.NON_RETRYABLE)  # fmt: skip
             await self._dead(job, consumer, reason, error, attempts=attempts, answer=failure)
@@ -301,6 +304,10 @@ class Dispatcher:
                 attempts, retry_after_s=failure.retry_after_s, jitter=random.random()
             )
             await self._retry(job, consumer, delay_s=delay_s, attempts=attempts, error=error)
+
+    def _waited_too_long(self, job: TakenJob) -> bool:
+        """A job that never reached a GPU within max_wait_s of its submission."""
+        return time.time() - job.created_at > self.settings.max_wait_s
 
     async def _judge_gpu(self, dispatch: Dispatch, failure: GpuFailure) -> None:
         """Tell the breaker: a failure that says the GPU is unwell, or a live GPU's answer."""

@@ -6,6 +6,7 @@ import logging
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from smartqueue.config import FleetError, Settings, load_fleet
 from smartqueue.logs import configure_logging
@@ -22,9 +23,12 @@ def serve_command(
     from smartqueue.api.app import create_app
 
     configure_logging(log_level)
-    settings = Settings()
     try:
+        settings = Settings()
         fleet = load_fleet(settings.fleet)
+    except ValidationError as error:
+        typer.echo(f"smartqueue: settings: {describe_settings_error(error)}", err=True)
+        raise typer.Exit(code=2) from None
     except FleetError as error:
         typer.echo(f"smartqueue: {error}", err=True)
         raise typer.Exit(code=2) from None
@@ -40,3 +44,10 @@ def serve_command(
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
     )
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line naming the environment variable that is wrong."""
+    first = error.errors()[0]
+    name = "SMARTQUEUE_" + "_".join(str(part) for part in first["loc"]).upper()
+    return f"{name}: {first['msg']}"

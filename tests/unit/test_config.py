@@ -119,3 +119,16 @@ def test_settings_come_from_smartqueue_env_vars(monkeypatch: pytest.MonkeyPatch)
     assert settings.max_retries == 7
     assert settings.admin_token is not None
     assert settings.admin_token.get_secret_value() == "tok"
+
+
+def test_serve_with_a_bad_setting_names_the_variable_in_one_line() -> None:
+    env = {**os.environ, "SMARTQUEUE_MAX_RETRIES": "many"}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "smartqueue", "serve", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert done.stderr.startswith("smartqueue: settings: SMARTQUEUE_MAX_RETRIES: ")
