@@ -55,7 +55,9 @@ class NginxOptions(BaseModel):
     max_body_size: str = Field(default="1m", description="client_max_body_size; larger -> 413")
     connect_timeout_s: int = Field(default=2, ge=1)
     read_timeout_s: int = Field(default=600, ge=1, description="GPU: longest silence while reading")
-    queue_read_timeout_s: int = Field(default=900, ge=1, description="queue holds until job ends")
+    queue_read_timeout_s: int = Field(
+        default=960, ge=1, description="longer than the queue's own hold (SMARTQUEUE_HOLD_S, 900)"
+    )
     client_header_timeout_s: int = Field(default=10, ge=1)
     client_body_timeout_s: int = Field(default=10, ge=1)
     send_timeout_s: int = Field(default=60, ge=1)
@@ -460,7 +462,7 @@ def render_command(
     max_body_size: Annotated[str, typer.Option(help="Largest body (413 above).")] = "1m",
     connect_timeout_s: Annotated[int, typer.Option(help="GPU connect timeout.")] = 2,
     read_timeout_s: Annotated[int, typer.Option(help="GPU read timeout.")] = 600,
-    queue_read_timeout_s: Annotated[int, typer.Option(help="Queue read timeout.")] = 900,
+    queue_read_timeout_s: Annotated[int, typer.Option(help="Queue read timeout.")] = 960,
 ) -> None:
     """Render the Nginx config for a fleet file and write it to OUT."""
     try:
