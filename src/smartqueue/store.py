@@ -10,6 +10,7 @@ Data model (key names in keys.py):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -55,11 +56,25 @@ def _translate_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitabl
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return await method(*args, **kwargs)
+            result = await method(*args, **kwargs)
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"the job store (Redis) is unavailable: {error}") from error
+        _raise_lost_cancel()
+        return result
 
     return wrapper
+
+
+def _raise_lost_cancel() -> None:
+    """Deliver a cancel that redis-py swallowed.
+
+    redis-py writes through `asyncio.wait_for`, which on Python 3.11 returns the result instead
+    of raising when the task is cancelled just as the write completes; the task would run on
+    (a claim keeper renewing forever, a deadline that never fires).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True)
@@ -664,7 +679,7 @@ class Store:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             pipe.hset(key, mapping={name: str(value) for name, value in fields.items()})
-            pipe.expire(key, max(1, int(ttl_s)))
+            pipe.pexpire(key, max(1, round(ttl_s * 1000)))  # 1.5 s stays 1.5 s
             pipe.zadd(self.keys.consumers, {info.id: info.last_heartbeat})
             await pipe.execute()
 

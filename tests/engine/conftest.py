@@ -102,7 +102,10 @@ async def wait_terminal(
     while time.monotonic() < deadline:
         for job_id in job_ids:
             if job_id not in records:
-                record = (await client.get(f"/status/{job_id}")).json()
+                response = await client.get(f"/status/{job_id}")
+                if response.status_code == 503:  # the store is down for a moment: ask again
+                    continue
+                record = response.json()
                 if record["status"] in TERMINAL:
                     records[job_id] = record
         if len(records) == len(job_ids):

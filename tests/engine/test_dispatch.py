@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+
+import redis.asyncio as aioredis
 
 from smartqueue.config import Settings
-from tests.engine.conftest import fleet_for, service, submit, wait_terminal
+from smartqueue.keys import Keys
+from smartqueue.openai_format import event_data, split_events
+from smartqueue.store import RawEntries
+from tests.engine.conftest import fleet_for, service, slow_chat, submit, wait_terminal
 from tests.support.sim import SimHandle
 
 
@@ -27,3 +33,26 @@ async def test_engine_job_completes_with_the_gpus_answer_and_served_model(
     assert record["result_status"] == 200
     assert record["result"]["model"] == "model-a"
     assert gpus["a"].stats()["requests_by_job"] == {job_id: 1}
+
+
+async def test_engine_streamed_job_completes_with_the_sse_transcript_and_its_chunks_stored(
+    sims: Callable[..., dict[str, SimHandle]],
+    engine_settings: Callable[..., Settings],
+    redis_client: aioredis.Redis,
+    key_prefix: str,
+) -> None:
+    gpus = sims(a={"slots": 1})
+    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
+    async with service(engine_settings(), fleet) as client:
+        job_id = await submit(client, slow_chat(6, stream=True))
+        [record] = (await wait_terminal(client, [job_id])).values()
+
+    events_stream = cast(RawEntries, await redis_client.xrange(Keys(key_prefix).events(job_id)))
+    stored = [fields[b"data"] for _, fields in events_stream if fields[b"type"] == b"chunk"]
+    transcript: str = record["result"]
+    events, _ = split_events(transcript.encode())
+    assert record["status"] == "completed"
+    assert transcript.endswith("data: [DONE]\n\n")
+    assert stored == events, "every SSE event was appended as it arrived"
+    assert len(stored) >= 6 + 2, "role, one chunk per token, finish, [DONE]"
+    assert json.loads(event_data(stored[1]))["model"] == "model-a"
