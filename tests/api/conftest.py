@@ -7,11 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from smartqueue.api.app import create_app
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.store import Store
+from tests.support.app_client import app_client
 from tests.support.redis_server import RedisServer
 
 ADMIN_TOKEN = "test-admin-token"
@@ -45,11 +44,8 @@ def settings(make_settings: SettingsFactory) -> Settings:
 @pytest.fixture
 async def client(settings: Settings, local_fleet: FleetConfig) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to the app in-process."""
-    app = create_app(settings, local_fleet)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://smartqueue") as http:
-            yield http
+    async with app_client(settings, local_fleet) as http:
+        yield http
 
 
 CHAT = {"model": "any", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from smartqueue.api.app import create_app
 from smartqueue.config import FleetConfig
 from smartqueue.models import ErrorInfo
 from smartqueue.store import Lease, Store
 from tests.api.conftest import ADMIN_TOKEN, CHAT, SettingsFactory
+from tests.support.app_client import app_client
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LEASE = Lease(lease_ms=30_000, aging_ms=30_000)
@@ -97,11 +96,8 @@ async def tokenless_client(
     make_settings: SettingsFactory, local_fleet: FleetConfig
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An app with no admin token configured."""
-    app = create_app(make_settings(admin_token=None), local_fleet)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sq") as http:
-            yield http
+    async with app_client(make_settings(admin_token=None), local_fleet) as http:
+        yield http
 
 
 async def test_admin_operations_without_configured_token_are_refused(
@@ -143,10 +139,7 @@ async def test_status_overview_shows_depth_thresholds_and_gpus(client: httpx.Asy
 async def test_admin_operations_with_an_empty_configured_token_are_refused(
     make_settings: SettingsFactory, local_fleet: FleetConfig
 ) -> None:
-    app = create_app(make_settings(admin_token=""), local_fleet)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sq") as http:
-            response = await http.delete("/dlq/1-1", headers={"Authorization": "Bearer "})
+    async with app_client(make_settings(admin_token=""), local_fleet) as http:
+        response = await http.delete("/dlq/1-1", headers={"Authorization": "Bearer "})
 
     assert response.status_code == 403

@@ -10,11 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from asgi_lifespan import LifespanManager
 
-from smartqueue.api.app import create_app
 from smartqueue.config import FleetConfig
 from tests.api.conftest import CHAT, SettingsFactory
+from tests.support.app_client import app_client
 from tests.support.redis_dump import every_stored_byte
 from tests.support.redis_server import RedisServer
 
@@ -52,18 +51,15 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 async def test_redis_down_enqueue_is_503_within_a_second_and_health_is_503(
     own_redis: RedisServer, make_settings: SettingsFactory, local_fleet: FleetConfig
 ) -> None:
-    app = create_app(make_settings(redis_url=own_redis.url), local_fleet)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sq") as http:
-            assert (await http.get("/health")).status_code == 200
-            own_redis.kill()
+    async with app_client(make_settings(redis_url=own_redis.url), local_fleet) as http:
+        assert (await http.get("/health")).status_code == 200
+        own_redis.kill()
 
-            started = time.monotonic()
-            refused = await http.post("/enqueue", json=CHAT)
-            elapsed_s = time.monotonic() - started
-            health = await http.get("/health")
-            live = await http.get("/livez")
+        started = time.monotonic()
+        refused = await http.post("/enqueue", json=CHAT)
+        elapsed_s = time.monotonic() - started
+        health = await http.get("/health")
+        live = await http.get("/livez")
 
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "store_unavailable"
@@ -76,12 +72,9 @@ async def test_redis_down_enqueue_is_503_within_a_second_and_health_is_503(
 async def test_service_starts_while_redis_is_down_and_reports_unready(
     make_settings: SettingsFactory, local_fleet: FleetConfig
 ) -> None:
-    app = create_app(make_settings(redis_url="redis://127.0.0.1:1/0"), local_fleet)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sq") as http:
-            health = await http.get("/health")
-            status = await http.get("/status")
+    async with app_client(make_settings(redis_url="redis://127.0.0.1:1/0"), local_fleet) as http:
+        health = await http.get("/health")
+        status = await http.get("/status")
 
     assert health.status_code == 503
     assert status.status_code == 503

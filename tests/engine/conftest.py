@@ -11,11 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from smartqueue.api.app import create_app
 from smartqueue.config import FleetConfig, Settings, parse_fleet
 from smartqueue.store import Store
+from tests.support.app_client import app_client
 from tests.support.redis_server import RedisServer
 from tests.support.sim import SimHandle, running_sim
 from tests.support.waiting import wait_until
@@ -54,14 +53,7 @@ def engine_settings(redis_server: RedisServer, key_prefix: str) -> Callable[...,
     return make
 
 
-@asynccontextmanager
-async def service(settings: Settings, fleet: FleetConfig) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its engine running, reached in-process."""
-    app = create_app(settings, fleet)
-    async with LifespanManager(app, shutdown_timeout=30) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sq") as client:
-            yield client
+service = app_client  # the app with its engine running, reached in-process
 
 
 @pytest.fixture

@@ -82,15 +82,19 @@ def test_missing_or_unparsable_fleet_file_is_one_line(tmp_path: Path) -> None:
         load_fleet(tmp_path / "missing.yaml")
 
 
+def run_serve(**env: str) -> subprocess.CompletedProcess[str]:
+    """`smartqueue serve` with extra environment variables (it should refuse to start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "smartqueue", "serve", "--port", "1"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
 def test_serve_with_bad_fleet_exits_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "fleet.yaml"
     bad.write_text(yaml.safe_dump(broken(["routes", "light", 0], "ghost")))
-    env = {**os.environ, "SMARTQUEUE_FLEET": str(bad)}
 
-    done = subprocess.run(
-        [sys.executable, "-m", "smartqueue", "serve", "--port", "1"],
-        env=env, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    done = run_serve(SMARTQUEUE_FLEET=str(bad))
 
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
@@ -122,12 +126,7 @@ def test_settings_come_from_smartqueue_env_vars(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_serve_with_a_bad_setting_names_the_variable_in_one_line() -> None:
-    env = {**os.environ, "SMARTQUEUE_MAX_RETRIES": "many"}
-
-    done = subprocess.run(
-        [sys.executable, "-m", "smartqueue", "serve", "--port", "1"],
-        env=env, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    done = run_serve(SMARTQUEUE_MAX_RETRIES="many")
 
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
