@@ -189,7 +189,7 @@ class Dispatcher:
                 continue
             job = await self.store.take(
                 assignment.gpu, slots=self.fleet.gpu(assignment.gpu).slots,
-                routes=assignment.routes, consumer=consumer_id, lease=self.lease,
+                routes=assignment.routes, consumer=consumer_id, lease=self.lease, probe=probe,
             )  # fmt: skip
             if job is not None:
                 return Dispatch(job, probe, breaker)

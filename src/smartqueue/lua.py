@@ -216,12 +216,14 @@ return entry
 # --- the consumer engine -------------------------------------------------------------------------
 
 # Take the next job for one GPU, atomically with a slot on it (queued -> processing).
-# KEYS: slot set, then candidate streams. ARGV: group, consumer, slots, lease ms, aging ms,
-#   record key prefix, gpu name, then one priority rank per stream (0 = high).
+# KEYS: slot set, breaker, then candidate streams. ARGV: group, consumer, slots, lease ms,
+#   aging ms, record key prefix, gpu name, probe ('1' when the caller holds the half-open
+#   claim), then one priority rank per stream (0 = high).
+# The breaker is re-read here, so a GPU whose breaker another replica just opened gets nothing.
 # Among the streams' oldest waiting entries it takes the best (rank, age); an entry that has
-# waited `aging ms` ranks as high, so no priority starves. Returns false when the GPU is full or
-# nothing waits, {0, entry id} when the entry was stale (skipped), else {stream index (1-based
-# among streams), entry id, fields, deliveries, attempts, created_at}.
+# waited `aging ms` ranks as high, so no priority starves. Returns false when the GPU is full,
+# its breaker is open or nothing waits, {0, entry id} when the entry was stale (skipped), else
+# {stream index (1-based among streams), entry id, fields, deliveries, attempts, created_at}.
 TAKE = (
     _NOW_MS
     + _EMIT
@@ -233,8 +235,10 @@ local slots, lease_ms, aging_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= slots then return false end
+local breaker = redis.call('HGET', KEYS[2], 'state') or 'closed'
+if breaker == 'open' or (breaker == 'half_open' and ARGV[8] ~= '1') then return false end
 local best, best_key = nil, nil
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local head = next_undelivered(KEYS[i], group)
   if head then
     local ms = tonumber(string.match(head, '^(%d+)'))
@@ -261,7 +265,7 @@ local deliveries = redis.call('HINCRBY', record, 'deliveries', 1)
 redis.call('HSET', record, 'status', 'processing', 'gpu', ARGV[7], 'started_at', now / 1000)
 emit(record, 'processing')
 local meta = redis.call('HMGET', record, 'attempts', 'created_at')
-return {best - 1, id, fields, deliveries, meta[1] or '0', meta[2] or '0'}
+return {best - 2, id, fields, deliveries, meta[1] or '0', meta[2] or '0'}
 """
 )
 

@@ -531,15 +531,27 @@ class Store:
 
     @_translate_errors
     async def take(
-        self, gpu: str, *, slots: int, routes: list[str], consumer: str, lease: Lease
+        self,
+        gpu: str,
+        *,
+        slots: int,
+        routes: list[str],
+        consumer: str,
+        lease: Lease,
+        probe: bool = False,
     ) -> TakenJob | None:
-        """The next job `gpu` should run among `routes`, with a slot on it; None if none."""
+        """The next job `gpu` should run among `routes`, with a slot on it; None if none.
+
+        Nothing is taken while the GPU's breaker is open, or half-open unless `probe` (the
+        caller holds the half-open claim).
+        """
         candidates = self.gpu_streams(routes)
-        keys = [self.keys.slots(gpu), *(stream for stream, _, _ in candidates)]
+        keys = [self.keys.slots(gpu), self.keys.breaker(gpu),
+                *(stream for stream, _, _ in candidates)]  # fmt: skip
         ranks = [PRIORITY_ORDER.index(priority) for _, priority, _ in candidates]
         prefix = self.keys.job_prefix()
         args: list[Arg] = [GROUP, consumer, slots, lease.lease_ms, lease.aging_ms, prefix, gpu,
-                           *ranks]  # fmt: skip
+                           "1" if probe else "0", *ranks]  # fmt: skip
         while True:
             reply = await self._take(keys=keys, args=args)
             if not reply:

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import redis.asyncio as aioredis
 
+from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.keys import GROUP
 from smartqueue.models import ErrorInfo, JobStatus, Priority, new_job_id
@@ -211,3 +212,23 @@ async def test_dispatched_total_counts_entries_delivered_to_consumers(store: Sto
     await store.take("amdpve", slots=4, routes=["default", "light"], consumer="c1", lease=LEASE)
 
     assert (before, await store.dispatched_total()) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    ("state", "probe", "takes"),
+    [("closed", False, True), ("open", False, False), ("open", True, False),
+     ("half_open", False, False), ("half_open", True, True)],
+)  # fmt: skip
+async def test_take_rereads_the_breaker_so_an_open_gpu_gets_nothing(
+    store: Store, state: str, probe: bool, takes: bool
+) -> None:
+    await store.ensure_groups()
+    await store.enqueue(new_job(), ceiling=40)
+    breaker = Breaker(BreakerState(state), failures=3, opened_at=time.time(),
+                      probe_deadline=time.time() + 60)  # fmt: skip
+    assert await store.set_breaker("amdpve", breaker, version="0")
+
+    taken = await store.take("amdpve", slots=4, routes=["default"], consumer="c1", lease=LEASE,
+                             probe=probe)  # fmt: skip
+
+    assert (taken is not None) is takes
