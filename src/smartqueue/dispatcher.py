@@ -126,11 +126,16 @@ class Dispatcher:
     async def run(self) -> None:
         """Run until `stop()`: prober, maintenance and every consumer task."""
         await self._ensure_groups()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.prober.run(self.stopping))
-            tasks.create_task(self._maintain())
-            for consumer in self.consumers:
-                tasks.create_task(self._consume(consumer))
+        while not self.stopping.is_set():
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self.prober.run(self.stopping))
+                    tasks.create_task(self._maintain())
+                    for consumer in self.consumers:
+                        tasks.create_task(self._consume(consumer))
+            except Exception:  # a bug must not silently stop dispatch on this replica
+                log.exception("engine failed; restarting it")
+                await wait_or_stop(self.stopping, 1.0)
 
     def stop(self) -> None:
         """Stop taking jobs; running ones finish (the caller bounds the wait)."""
@@ -258,18 +263,22 @@ class Dispatcher:
     async def _record(
         self, dispatch: Dispatch, outcome: GpuOutcome | Aborted, consumer: str
     ) -> None:
-        if outcome is Aborted.CANCELLED:
-            # The job is already cancelled: only its entry and slot are left to hand back.
-            await self.store.finish(dispatch.job, JobStatus.CANCELLED, consumer=consumer,
-                                    updates={})  # fmt: skip
-            log.info("aborted", extra={"job_id": dispatch.job.job_id, "gpu": dispatch.job.gpu})
-            return
-        if outcome is Aborted.CLAIM_LOST:
+        if isinstance(outcome, Aborted):
+            await self._aborted(dispatch, outcome, consumer)
             return
         if isinstance(outcome, GpuAnswer):
             await self._complete(dispatch, outcome, consumer)
         else:
             await self._fail(dispatch, outcome, consumer)
+
+    async def _aborted(self, dispatch: Dispatch, why: Aborted, consumer: str) -> None:
+        """A call stopped without an outcome: hand back what is ours, free a probe claim."""
+        job = dispatch.job
+        if why is Aborted.CANCELLED:  # the job is cancelled: only its entry and slot are left
+            await self.store.finish(job, JobStatus.CANCELLED, consumer=consumer, updates={})
+        if dispatch.probe:  # the GPU was not judged: let the next probe go soon
+            await self._change_breaker(job.gpu, _cancel_probe)
+        log.info("aborted", extra={"job_id": job.job_id, "gpu": job.gpu, "why": why.value})
 
     async def _complete(self, dispatch: Dispatch, answer: GpuAnswer, consumer: str) -> None:
         job = dispatch.job

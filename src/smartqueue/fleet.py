@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -96,9 +97,13 @@ class FleetProber:
 
     async def probe(self, gpu: GpuConfig) -> GpuSnapshot:
         """One GPU's sidecar and engine, each bounded by the probe timeout."""
-        sidecar, engine = await asyncio.gather(self._sidecar(gpu), self._engine(gpu))
-        reachable, metrics, error = engine
-        return GpuSnapshot(time.time(), reachable, sidecar, metrics, error)
+        try:
+            sidecar, engine = await asyncio.gather(self._sidecar(gpu), self._engine(gpu))
+        except Exception as error:  # a probe must never take the engine down with it
+            log.exception("probe failed", extra={"gpu": gpu.name})
+            return GpuSnapshot(time.time(), False, error=f"probe failed: {error!r}")
+        reachable, metrics, error_text = engine
+        return GpuSnapshot(time.time(), reachable, sidecar, metrics, error_text)
 
     async def _get(self, url: str) -> httpx.Response:
         return await self.http.get(url, timeout=self.timeout_s)
@@ -107,7 +112,12 @@ class FleetProber:
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await self._get(gpu.sidecar_url + "/health")
-                return parse_sidecar(response.json()) if response.status_code == 200 else None
+                if response.status_code != 200:
+                    return None
+                metrics = parse_sidecar(response.json())
+                if metrics is not None and metrics.vram_total_mb <= 0:
+                    metrics = replace(metrics, vram_total_mb=gpu.vram_total_mb)
+                return metrics
         except (httpx.HTTPError, TimeoutError, ValueError):
             return None
 
@@ -129,5 +139,5 @@ class FleetProber:
             return None
         try:
             return parse_prometheus(response.text)
-        except ValueError:
+        except (ValueError, OverflowError):  # unparsable, or +Inf/NaN where a count belongs
             return None

@@ -107,6 +107,7 @@ class GpuClient:
         headers = {name: value for name, value in entry.headers.items()
                    if not name.startswith("x-syslog-")}  # fmt: skip
         headers.setdefault("content-type", "application/json")
+        headers["accept-encoding"] = "identity"  # bodies are read raw, capped and stored as sent
         headers[JOB_HEADER] = entry.job_id
         if key := self.api_keys.get(gpu.name):
             headers["authorization"] = f"Bearer {key}"

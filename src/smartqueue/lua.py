@@ -172,13 +172,14 @@ TRANSITION = _TRANSITION + "\nreturn transition(KEYS[1], ARGV, 1)\n"
 # Cancel a job that has not ended: a queued one leaves its stream and a retrying one the delayed
 # set in the same step, so neither runs again; a running one is aborted by its consumer, which
 # hears of it through the `done` notification.
-# KEYS: record, stream, delayed set. ARGV: entry id, job id, then the transition.
+# KEYS: record, stream, delayed set. ARGV: job id, then the transition.
 CANCEL = (
     _TRANSITION
     + """
-local previous = transition(KEYS[1], ARGV, 3)
-if previous == 'queued' then redis.call('XDEL', KEYS[2], ARGV[1]) end
-if previous == 'retrying' then redis.call('ZREM', KEYS[3], ARGV[2]) end
+local entry = redis.call('HGET', KEYS[1], 'entry')
+local previous = transition(KEYS[1], ARGV, 2)
+if previous == 'queued' and entry then redis.call('XDEL', KEYS[2], entry) end
+if previous == 'retrying' then redis.call('ZREM', KEYS[3], ARGV[1]) end
 return previous
 """
 )
@@ -277,7 +278,8 @@ RENEW = (
     + """
 if not owns(KEYS[1], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
-redis.call('ZADD', KEYS[2], 'XX', now_ms() + tonumber(ARGV[5]), ARGV[4])
+-- re-added even if it expired meanwhile: the job really is running on that GPU
+redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[5]), ARGV[4])
 return 1
 """
 )

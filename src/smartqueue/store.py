@@ -26,7 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from smartqueue import lua
 from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import Settings
-from smartqueue.errors import StoreUnavailable
+from smartqueue.errors import Conflict, StoreUnavailable
 from smartqueue.keys import GROUP, Keys
 from smartqueue.models import (
     PRIORITY_ORDER,
@@ -38,6 +38,7 @@ from smartqueue.models import (
     Priority,
     sources_of,
 )
+from smartqueue.openai_format import assemble_completion
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -157,6 +158,8 @@ def entry_from_raw(entry_id: bytes, raw: Mapping[bytes, bytes]) -> StreamEntry:
 def _parse_result(raw: bytes | None, content_type: str | None) -> Any:
     if raw is None:
         return None
+    if content_type and content_type.startswith("text/event-stream"):
+        return assemble_completion(raw) or raw.decode(errors="replace")
     if content_type and "json" in content_type:
         try:
             return json.loads(raw)
@@ -383,18 +386,18 @@ class Store:
     @_translate_errors
     async def cancel(self, job_id: str, *, now: float) -> JobStatus | None:
         """Cancel a job that has not ended; its status before, or None if it had ended."""
-        fields = ["priority", "route", "entry"]
+        fields = ["priority", "route"]
         raw = cast(list[bytes | None], await self.redis.hmget(self.keys.job(job_id), fields))
         if raw[0] is None or raw[1] is None:
             return None
-        priority, route, entry = (_text(value) or "" for value in raw)
+        priority, route = (_text(value) or "" for value in raw)
         keys = [self.keys.job(job_id), self.keys.stream(Priority(priority), route),
                 self.keys.delayed]  # fmt: skip
         updates: dict[str, Arg] = {"completed_at": now, "reason": "cancelled"}
         transition = transition_args(
             JobStatus.CANCELLED, ttl_s=self.terminal_ttl_s, updates=updates
         )
-        previous = await self._cancel(keys=keys, args=[entry, job_id, *transition])
+        previous = await self._cancel(keys=keys, args=[job_id, *transition])
         return JobStatus(_text(previous) or "") if previous else None
 
     # --- dead letters ------------------------------------------------------------------------
@@ -454,6 +457,8 @@ class Store:
         if entry is None:
             return None
         route, priority = entry.fields["route"], Priority(entry.fields["priority"])
+        if route not in self.routes:
+            raise Conflict(f"route {route!r} of this dead job is no longer in the fleet")
         keys = [self.keys.dlq, self.keys.stream(priority, route),
                 self.keys.job(new_job_id), self.keys.job(entry.job_id)]  # fmt: skip
         args: list[Arg] = [entry_id, route, priority.value, now, entry.job_id, new_job_id,
@@ -553,7 +558,13 @@ class Store:
         args: list[Arg] = [GROUP, consumer, slots, lease.lease_ms, lease.aging_ms, prefix, gpu,
                            "1" if probe else "0", *ranks]  # fmt: skip
         while True:
-            reply = await self._take(keys=keys, args=args)
+            try:
+                reply = await self._take(keys=keys, args=args)
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                await self.ensure_groups()  # Redis lost its groups (flushed, or restored)
+                continue
             if not reply:
                 return None
             if int(reply[0]) > 0:

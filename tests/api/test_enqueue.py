@@ -154,3 +154,12 @@ async def test_openapi_documents_every_route_and_error_shape(client: httpx.Async
         schema["components"]["schemas"]
     )
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_events_with_a_malformed_last_event_id_is_400(client: httpx.AsyncClient) -> None:
+    job_id = (await submit(client)).json()["job_id"]
+
+    response = await client.get(f"/status/{job_id}/events", headers={"Last-Event-ID": "nope"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "Last-Event-ID"

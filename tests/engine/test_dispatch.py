@@ -35,7 +35,7 @@ async def test_engine_job_completes_with_the_gpus_answer_and_served_model(
     assert gpus["a"].stats()["requests_by_job"] == {job_id: 1}
 
 
-async def test_engine_streamed_job_completes_with_the_sse_transcript_and_its_chunks_stored(
+async def test_engine_streamed_job_stores_its_chunks_and_an_assembled_completion(
     sims: Callable[..., dict[str, SimHandle]],
     engine_settings: Callable[..., Settings],
     redis_client: aioredis.Redis,
@@ -47,12 +47,19 @@ async def test_engine_streamed_job_completes_with_the_sse_transcript_and_its_chu
         job_id = await submit(client, slow_chat(6, stream=True))
         [record] = (await wait_terminal(client, [job_id])).values()
 
-    events_stream = cast(RawEntries, await redis_client.xrange(Keys(key_prefix).events(job_id)))
+    keys = Keys(key_prefix)
+    events_stream = cast(RawEntries, await redis_client.xrange(keys.events(job_id)))
     stored = [fields[b"data"] for _, fields in events_stream if fields[b"type"] == b"chunk"]
-    transcript: str = record["result"]
-    events, _ = split_events(transcript.encode())
+    transcript = cast(bytes, await redis_client.hget(keys.job(job_id), "result"))
+    events, _ = split_events(transcript)
     assert record["status"] == "completed"
-    assert transcript.endswith("data: [DONE]\n\n")
+    assert transcript.endswith(b"data: [DONE]\n\n")
     assert stored == events, "every SSE event was appended as it arrived"
     assert len(stored) >= 6 + 2, "role, one chunk per token, finish, [DONE]"
     assert json.loads(event_data(stored[1]))["model"] == "model-a"
+    streamed_text = "".join(
+        (json.loads(event_data(event)).get("choices") or [{}])[0].get("delta", {}).get("content")
+        or "" for event in stored if event_data(event) != b"[DONE]"
+    )  # fmt: skip
+    assert record["result"]["object"] == "chat.completion"
+    assert record["result"]["choices"][0]["message"]["content"] == streamed_text

@@ -232,3 +232,42 @@ async def test_take_rereads_the_breaker_so_an_open_gpu_gets_nothing(
                              probe=probe)  # fmt: skip
 
     assert (taken is not None) is takes
+
+
+async def test_take_recreates_lost_consumer_groups(store: Store) -> None:
+    await store.ensure_groups()
+    job = new_job()
+    await store.enqueue(job, ceiling=40)
+    for stream in store.keys.streams(store.routes):
+        await store.redis.xgroup_destroy(stream, GROUP)
+
+    taken = await store.take("amdpve", slots=4, routes=["default"], consumer="c1", lease=LEASE)
+
+    assert taken is not None
+    assert taken.job_id == job.job_id
+
+
+async def test_renew_restores_a_slot_lease_that_expired_meanwhile(store: Store) -> None:
+    await store.ensure_groups()
+    await store.enqueue(new_job(), ceiling=40)
+    short = Lease(lease_ms=50, aging_ms=30_000)
+    taken = await store.take("amdpve", slots=1, routes=["default"], consumer="c1", lease=short)
+    assert taken is not None
+    await asyncio.sleep(0.1)
+    await store.redis.zremrangebyscore(store.keys.slots("amdpve"), "-inf", "+inf")  # as TAKE would
+
+    assert await store.renew(taken, consumer="c1", lease=LEASE)
+    assert await store.slots_in_use(["amdpve"], now=time.time()) == {"amdpve": 1}
+
+
+async def test_cancel_after_a_retry_removes_the_current_entry(store: Store) -> None:
+    await store.ensure_groups()
+    job = new_job()
+    await store.enqueue(job, ceiling=40)
+    taken = await store.take("amdpve", slots=4, routes=["default"], consumer="c1", lease=LEASE)
+    assert taken is not None
+    await store.retry_later(taken, consumer="c1", due_ms=0, updates={"attempts": 1})
+    await store.move_due_retries(now_ms=int(time.time() * 1000))
+
+    assert await store.cancel(job.job_id, now=time.time()) is JobStatus.QUEUED
+    assert await store.depths() == {Priority.HIGH: 0, Priority.NORMAL: 0, Priority.LOW: 0}

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import anyio
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -157,8 +158,9 @@ async def relay_chunks(
                     return
             event_id, fields = await _next_event(services, job_id, after=event_id)
     finally:
-        if not finished:
-            await services.store.cancel(job_id, now=time.time())
+        if not finished:  # the client went away (or the stream failed): stop the job
+            with anyio.CancelScope(shield=True):
+                await services.store.cancel(job_id, now=time.time())
 
 
 async def _next_event(

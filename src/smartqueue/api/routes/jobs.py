@@ -11,14 +11,15 @@ from fastapi.responses import StreamingResponse
 
 from smartqueue.api.deps import ServicesDep, StoreDep
 from smartqueue.api.events import job_event_stream
-from smartqueue.api.submission import admit, build_job
-from smartqueue.errors import Conflict, NotFound
+from smartqueue.api.submission import admit, build_job, measure_drain
+from smartqueue.errors import BadRequest, Conflict, NotFound
 from smartqueue.models import EnqueueResponse, ErrorBody, JobRecord, JobStatus
 from smartqueue.store import Store
 
 router = APIRouter(tags=["jobs"])
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 ANY_BODY: dict[str, Any] = {
     "requestBody": {
@@ -80,9 +81,12 @@ async def enqueue(
     responses={404: {"model": ErrorBody, "description": "Unknown or expired job"}},
     summary="A job's status and result",
 )
-async def job_status(job_id: str, store: StoreDep) -> JobRecord:
-    """The job record: status, timestamps, position while queued, result or error."""
-    return await _existing(store, job_id)
+async def job_status(job_id: str, services: ServicesDep) -> JobRecord:
+    """The job record: status, timestamps, position and ETA while queued, result or error."""
+    record = await _existing(services.store, job_id)
+    if record.position is not None and (rate := await measure_drain(services)):
+        record.eta_s = round((record.position + 1) / rate, 1)
+    return record
 
 
 async def _existing(store: Store, job_id: str) -> JobRecord:
@@ -121,6 +125,9 @@ async def job_events(job_id: str, request: Request, services: ServicesDep) -> St
     """
     record = await _existing(services.store, job_id)
     after = request.headers.get("last-event-id")
+    if after is not None and not EVENT_ID.match(after):
+        raise BadRequest(f"Last-Event-ID {after!r} is not an event id of this stream",
+                         param="Last-Event-ID")  # fmt: skip
     events = job_event_stream(services, record, after=after, limit_s=services.settings.hold_s)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
