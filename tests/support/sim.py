@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -40,36 +40,31 @@ class SimHandle:
     sidecar_url: str
     process: subprocess.Popen[bytes]
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         url = f"{self.sidecar_url}{path}"
         response = httpx.request(method, url, json=body, timeout=CONTROL_TIMEOUT_S)
         response.raise_for_status()
-        return response.json()
+        return cast(dict[str, Any], response.json())
 
     def set_faults(self, mode: str = "none", **params: Any) -> dict[str, Any]:
         """Switch the active fault (`none` clears it); returns the settings now active."""
-        result: dict[str, Any] = self._call("POST", "/sim/faults", {"mode": mode, **params})
-        return result
+        return self._call("POST", "/sim/faults", {"mode": mode, **params})
 
     def faults(self) -> dict[str, Any]:
         """The active fault settings."""
-        result: dict[str, Any] = self._call("GET", "/sim/faults")
-        return result
+        return self._call("GET", "/sim/faults")
 
     def stats(self) -> dict[str, Any]:
         """Requests per job id, totals, and current and highest concurrency."""
-        result: dict[str, Any] = self._call("GET", "/sim/stats")
-        return result
+        return self._call("GET", "/sim/stats")
 
     def reset_stats(self) -> dict[str, Any]:
         """Forget totals and high-water marks."""
-        result: dict[str, Any] = self._call("POST", "/sim/stats/reset")
-        return result
+        return self._call("POST", "/sim/stats/reset")
 
     def gpu_health(self) -> dict[str, Any]:
         """The sidecar's GPU `/health` JSON."""
-        result: dict[str, Any] = self._call("GET", "/health")
-        return result
+        return self._call("GET", "/health")
 
     def reset(self) -> None:
         """Clear faults and stats, e.g. between tests sharing one process."""
