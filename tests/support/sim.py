@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 import httpx
 
@@ -72,47 +72,45 @@ class SimHandle:
         self.reset_stats()
 
 
-def sim_args(
-    *,
-    engine: str = "llamacpp",
-    model: str = "sim-model",
-    slots: int = 2,
-    speed: float = 100.0,
-    seed: int = 0,
-    profile: str = "default",
-    fault: str = "none",
-    loading_delay_s: float = 0.0,
-    extra_args: Sequence[str] = (),
-) -> list[str]:
+class SimOptions(TypedDict, total=False):
+    """Options of `smartqueue sim` a test may set (the rest keep the defaults below)."""
+
+    engine: str
+    model: str
+    slots: int
+    speed: float
+    seed: int
+    profile: str
+    fault: str
+    loading_delay_s: float
+    extra_args: Sequence[str]
+
+
+SIM_DEFAULTS: SimOptions = {
+    "engine": "llamacpp", "model": "sim-model", "slots": 2, "speed": 100.0, "seed": 0,
+    "profile": "default", "fault": "none", "loading_delay_s": 0.0, "extra_args": (),
+}  # fmt: skip
+
+
+def sim_args(**options: Unpack[SimOptions]) -> list[str]:
     """Command-line arguments of `smartqueue sim` after the sub-command name."""
+    o: SimOptions = {**SIM_DEFAULTS, **options}
     return [
-        f"--engine={engine}", f"--model={model}", f"--slots={slots}", f"--speed={speed}",
-        f"--seed={seed}", f"--profile={profile}", f"--fault={fault}",
-        f"--loading-delay-s={loading_delay_s}", *extra_args,
+        f"--engine={o['engine']}", f"--model={o['model']}", f"--slots={o['slots']}",
+        f"--speed={o['speed']}", f"--seed={o['seed']}", f"--profile={o['profile']}",
+        f"--fault={o['fault']}", f"--loading-delay-s={o['loading_delay_s']}", *o["extra_args"],
     ]  # fmt: skip
 
 
 @contextmanager
 def running_sim(
     *,
-    engine: str = "llamacpp",
-    model: str = "sim-model",
-    slots: int = 2,
-    speed: float = 100.0,
-    seed: int = 0,
-    profile: str = "default",
-    fault: str = "none",
-    loading_delay_s: float = 0.0,
-    extra_args: Sequence[str] = (),
     host: str = "127.0.0.1",
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    **options: Unpack[SimOptions],
 ) -> Iterator[SimHandle]:
     """Run `python -m smartqueue sim` until the block ends; yields its handle."""
-    args = sim_args(
-        engine=engine, model=model, slots=slots, speed=speed, seed=seed, profile=profile,
-        fault=fault, loading_delay_s=loading_delay_s, extra_args=extra_args,
-    )  # fmt: skip
-    command = ["sim", f"--host={host}", "--port=0", "--sidecar-port=0", *args]
+    command = ["sim", f"--host={host}", "--port=0", "--sidecar-port=0", *sim_args(**options)]
     with _running(command, startup_timeout_s=startup_timeout_s) as handles:
         yield handles[0]
 
