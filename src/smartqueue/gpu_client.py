@@ -22,7 +22,7 @@ from smartqueue.openai_format import (
     with_model,
 )
 from smartqueue.policy import Failure
-from smartqueue.store import StreamEntry
+from smartqueue.queue import StreamEntry
 
 ChunkSink = Callable[[bytes], Awaitable[None]]
 

@@ -29,7 +29,7 @@ class JobWatch:
         """Listen until cancelled, resubscribing after Redis outages."""
         while True:
             try:
-                async for job_id in self.store.done_notifications():
+                async for job_id in self.store.events.done_notifications():
                     self._wake(job_id)
             except StoreUnavailable as error:
                 log.warning("job watch: store unavailable", extra={"error": error.message})

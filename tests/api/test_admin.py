@@ -12,7 +12,8 @@ import pytest
 
 from smartqueue.config import FleetConfig
 from smartqueue.models import ErrorInfo
-from smartqueue.store import Lease, Store
+from smartqueue.queue import Lease
+from smartqueue.store import Store
 from tests.api.conftest import ADMIN_TOKEN, CHAT, SettingsFactory
 from tests.support.app_client import app_client
 
@@ -23,9 +24,9 @@ LEASE = Lease(lease_ms=30_000, aging_ms=30_000)
 async def dead_job(client: httpx.AsyncClient, store: Store) -> tuple[str, str]:
     """Submit a job and dead-letter it as the engine would; (job id, DLQ entry id)."""
     job_id = (await client.post("/enqueue", json=CHAT)).json()["job_id"]
-    job = await store.take("amdpve", slots=4, routes=["default"], consumer="c1", lease=LEASE)
+    job = await store.claims.take("amdpve", slots=4, routes=["default"], consumer="c1", lease=LEASE)
     assert job is not None
-    dlq_id = await store.dead_letter(
+    dlq_id = await store.claims.dead_letter(
         job, consumer="c1", reason="non_retryable", now=time.time(),
         error=ErrorInfo(message="bad request", type="gpu_error", gpu_status=400),
     )  # fmt: skip

@@ -19,7 +19,7 @@ from typing import cast
 import redis
 
 from smartqueue.config import Settings
-from smartqueue.keys import Keys
+from smartqueue.store.keys import Keys
 from tests.chaos.conftest import StartReplicas, client_of
 from tests.engine.conftest import fleet_for, slow_chat, submit, wait_terminal
 from tests.support.redis_server import RedisServer

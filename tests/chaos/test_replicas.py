@@ -10,9 +10,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from smartqueue.config import Settings
-from smartqueue.keys import GROUP, Keys
 from smartqueue.models import Priority
-from smartqueue.store import RawEntries
+from smartqueue.store.codec import RawEntries
+from smartqueue.store.keys import GROUP, Keys
 from tests.chaos.conftest import StartReplicas, client_of
 from tests.engine.conftest import fleet_for, slow_chat, submit, wait_terminal
 from tests.support.service import ServiceHandle

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
+from smartqueue.store.keys import Keys
 from tests.e2e.conftest import Deploy
 from tests.e2e.deployment import Deployment, GpuSpec
 
@@ -85,7 +86,7 @@ async def test_all_gpus_down_streamed_completion_arrives_once_a_gpu_is_back(
 async def redis_values(client: aioredis.Redis, prefix: str) -> list[bytes]:
     """Every key name and value under `prefix`, read according to its type."""
     values: list[bytes] = []
-    async for key in client.scan_iter(match=f"{prefix}:*"):
+    async for key in client.scan_iter(match=f"{Keys(prefix).tag}:*"):
         values += [key, await read_any(client, key)]
     return values
 

@@ -10,9 +10,10 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from smartqueue.config import FleetConfig, Settings, parse_fleet
-from smartqueue.keys import GROUP, Keys
-from smartqueue.models import ErrorInfo, JobStatus
-from smartqueue.store import Lease, Store, TakenJob
+from smartqueue.models import ErrorInfo, JobStatus, Priority
+from smartqueue.queue import Lease, TakenJob
+from smartqueue.store import Store
+from smartqueue.store.keys import GROUP, Keys
 from tests.engine.conftest import (
     dlq_entries,
     fleet_for,
@@ -43,13 +44,13 @@ async def _steal(redis_client: aioredis.Redis, key_prefix: str, job: str, thief:
     record = Keys(key_prefix).job(job)
     fields = cast(list[bytes], await redis_client.hmget(record, ["entry", "priority", "route"]))
     entry, priority, route = fields
-    stream = Keys(key_prefix).stream_prefix() + f"{priority.decode()}:{route.decode()}"
+    stream = Keys(key_prefix).stream(Priority(priority.decode()), route.decode())
     claimed = await redis_client.xclaim(stream, GROUP, thief, 0, [entry], justid=True)
     assert claimed == [entry]
 
 
 async def _take(store: Store, consumer: str) -> TakenJob | None:
-    return await store.take("a", slots=1, routes=["default"], consumer=consumer, lease=LEASE)
+    return await store.claims.take("a", slots=1, routes=["default"], consumer=consumer, lease=LEASE)
 
 
 async def test_claim_taken_over_mid_call_rejects_the_late_commit_and_the_job_runs_once_more(
@@ -97,12 +98,12 @@ async def test_claim_lost_store_refuses_finish_retry_and_dead_letter_from_the_ol
         assert job is not None
         await _steal(redis_client, key_prefix, job_id, "second")
         error = ErrorInfo(message="late", type="test")
-        finished = await store.finish(job, JobStatus.COMPLETED, consumer="first",
+        finished = await store.claims.finish(job, JobStatus.COMPLETED, consumer="first",
                                       updates={"result": b"late"})  # fmt: skip
-        retried = await store.retry_later(job, consumer="first", due_ms=0, updates={})
-        dead = await store.dead_letter(job, consumer="first", reason="x", error=error, now=0)
+        retried = await store.claims.retry_later(job, consumer="first", due_ms=0, updates={})
+        dead = await store.claims.dead_letter(job, consumer="first", reason="x", error=error, now=0)
         after = await job_record(client, job_id)
-        assert await store.finish(job, JobStatus.COMPLETED, consumer="second",
+        assert await store.claims.finish(job, JobStatus.COMPLETED, consumer="second",
                                   updates={"result": b"ok"})  # fmt: skip
 
     assert (finished, retried, dead) == (False, False, None)

@@ -9,9 +9,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from smartqueue.config import Settings
-from smartqueue.keys import Keys
 from smartqueue.openai_format import event_data, split_events
-from smartqueue.store import RawEntries
+from smartqueue.store.codec import RawEntries
+from smartqueue.store.keys import Keys
 from tests.engine.conftest import fleet_for, service, slow_chat, submit, wait_terminal
 from tests.support.sim import SimHandle
 

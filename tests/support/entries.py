@@ -6,8 +6,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from smartqueue.keys import GROUP
-from smartqueue.store import StreamEntry
+from smartqueue.queue import StreamEntry
+from smartqueue.store.keys import GROUP
 
 
 async def read_entry(client: aioredis.Redis, stream: str, consumer: str = "c1") -> StreamEntry:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from smartqueue.store.keys import Keys
+
 
 async def stored_value(client: aioredis.Redis, key: bytes) -> object:
     """A key's value, read according to its type."""
@@ -22,8 +24,8 @@ async def stored_value(client: aioredis.Redis, key: bytes) -> object:
 
 
 async def every_stored_byte(client: aioredis.Redis, prefix: str) -> bytes:
-    """Every key, field and value under `prefix`, concatenated."""
+    """Every key, field and value of the deployment with key prefix `prefix`, concatenated."""
     dump = b""
-    async for key in client.scan_iter(match=f"{prefix}:*"):
+    async for key in client.scan_iter(match=f"{Keys(prefix).tag}:*"):
         dump += key + repr(await stored_value(client, key)).encode()
     return dump

@@ -8,7 +8,7 @@ import pytest
 from smartqueue.config import FleetConfig
 from smartqueue.fleet import parse_prometheus
 from smartqueue.gpu_client import GpuClient
-from smartqueue.store import StreamEntry
+from smartqueue.queue import StreamEntry
 
 LLAMACPP = """# TYPE llamacpp:requests_processing gauge
 llamacpp:requests_processing 2

@@ -1,4 +1,4 @@
-"""Dependencies the routes declare, as `Annotated` aliases."""
+"""Dependencies the routes declare, as `Annotated` aliases (all async: no threadpool hop)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from smartqueue.api.services import Services
+from smartqueue.api.submission import Admissions
+from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import AdminDisabled, Unauthorized
 from smartqueue.store import Store
+from smartqueue.watch import JobWatch
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The app's shared services."""
     services: Services = request.app.state.services
     return services
@@ -21,20 +24,44 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_store(services: ServicesDep) -> Store:
+async def get_store(services: ServicesDep) -> Store:
     """The job store."""
     return services.store
 
 
+async def get_settings(services: ServicesDep) -> Settings:
+    """The service settings."""
+    return services.settings
+
+
+async def get_fleet(services: ServicesDep) -> FleetConfig:
+    """The fleet file."""
+    return services.fleet
+
+
+async def get_watch(services: ServicesDep) -> JobWatch:
+    """Job-end notifications of this replica."""
+    return services.watch
+
+
+async def get_admissions(services: ServicesDep) -> Admissions:
+    """Admission control."""
+    return services.admissions
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+FleetDep = Annotated[FleetConfig, Depends(get_fleet)]
+WatchDep = Annotated[JobWatch, Depends(get_watch)]
+AdmissionsDep = Annotated[Admissions, Depends(get_admissions)]
 
 
-def require_admin(
-    services: ServicesDep,
+async def require_admin(
+    settings: SettingsDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     """Refuse unless the request carries `Authorization: Bearer $SMARTQUEUE_ADMIN_TOKEN`."""
-    token = services.settings.admin_token
+    token = settings.admin_token
     if token is None or not token.get_secret_value():
         raise AdminDisabled("admin operations are disabled: set SMARTQUEUE_ADMIN_TOKEN")
     scheme, _, presented = (authorization or "").partition(" ")

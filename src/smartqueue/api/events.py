@@ -6,9 +6,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from smartqueue.api.services import Services
-from smartqueue.models import JobRecord, JobStatus
+from smartqueue.models import JobStatus
 from smartqueue.openai_format import event_data
+from smartqueue.queue import StoredJob
+from smartqueue.store import Store
 
 TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
 
@@ -19,11 +20,11 @@ def format_event(event_id: str | None, kind: str, data: bytes) -> bytes:
     return f"{head}event: {kind}\n".encode() + b"data: " + data + b"\n\n"
 
 
-def _status_data(record: JobRecord, status: str) -> bytes:
+def _status_data(record: StoredJob, status: str) -> bytes:
     return json.dumps({"job_id": record.job_id, "status": status}).encode()
 
 
-def _render(record: JobRecord, event_id: str, fields: dict[bytes, bytes]) -> tuple[bytes, bool]:
+def _render(record: StoredJob, event_id: str, fields: dict[bytes, bytes]) -> tuple[bytes, bool]:
     """The SSE bytes of a stored event, and whether it is the job's last."""
     if fields.get(b"type") == b"chunk":
         return format_event(event_id, "chunk", event_data(fields.get(b"data", b""))), False
@@ -32,19 +33,18 @@ def _render(record: JobRecord, event_id: str, fields: dict[bytes, bytes]) -> tup
 
 
 async def job_event_stream(
-    services: Services, record: JobRecord, *, after: str | None, limit_s: float
+    store: Store, record: StoredJob, *, after: str | None, limit_s: float
 ) -> AsyncIterator[bytes]:
     """Events after `after` (from the start, with the current status first, when None)."""
-    store = services.store
     if after is None:
         yield format_event(None, "status", _status_data(record, record.status.value))
     cursor = after or "0-0"
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        events = await store.read_events(record.job_id, after=cursor, block_ms=1000)
-        if not events and await _has_ended(services, record.job_id):
+        events = await store.events.read(record.job_id, after=cursor, block_ms=1000)
+        if not events and await _has_ended(store, record.job_id):
             # Its last event was written with its last status: one more read gets it (if new).
-            events = await store.read_events(record.job_id, after=cursor, block_ms=None)
+            events = await store.events.read(record.job_id, after=cursor, block_ms=None)
             for event_id, fields in events:
                 yield _render(record, event_id, fields)[0]
             return
@@ -56,6 +56,6 @@ async def job_event_stream(
                 return
 
 
-async def _has_ended(services: Services, job_id: str) -> bool:
-    record = await services.store.get_job(job_id)
+async def _has_ended(store: Store, job_id: str) -> bool:
+    record = await store.jobs.get(job_id)
     return record is None or record.status.is_terminal

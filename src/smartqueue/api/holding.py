@@ -18,9 +18,11 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from smartqueue.api.errors import error_response
-from smartqueue.api.services import Services
 from smartqueue.errors import WaitTimedOut
-from smartqueue.models import JobRecord, JobStatus
+from smartqueue.models import JobStatus
+from smartqueue.queue import StoredJob
+from smartqueue.store import Store
+from smartqueue.watch import JobWatch
 
 MAX_RETRY_AFTER_S = 60  # newer OpenAI SDKs don't retry on longer ones
 RECHECK_S = 0.5
@@ -56,24 +58,24 @@ def timed_out(job_id: str, waited_s: float) -> WaitTimedOut:
 
 
 async def wait_for_end(
-    services: Services, job_id: str, *, timeout_s: float, request: Request
-) -> JobRecord | None:
+    store: Store, watch: JobWatch, job_id: str, *, timeout_s: float, request: Request
+) -> StoredJob | None:
     """The job's record once it ended; None when `timeout_s` passed first.
 
     A client that disconnects meanwhile cancels its job (it never runs, or its GPU call is
     aborted).
     """
     deadline = time.monotonic() + timeout_s
-    with services.watch.watching(job_id) as ended:
+    with watch.watching(job_id) as ended:
         while True:
-            record = await services.store.get_job(job_id)
+            record = await store.jobs.get(job_id)
             if record is None or record.status.is_terminal:
                 return record
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             if await request.is_disconnected():
-                await services.store.cancel(job_id, now=time.time())
+                await store.jobs.cancel(job_id, now=time.time())
                 return None
             ended.clear()
             try:
@@ -82,13 +84,12 @@ async def wait_for_end(
                 continue
 
 
-async def answer_from_record(services: Services, record: JobRecord) -> Response:
+def answer_from_job(record: StoredJob) -> Response:
     """The GPU's own answer for an ended job, or an error in the one shape."""
-    stored = await services.store.get_result(record.job_id)
     headers = {"X-Smartqueue-Job-Id": record.job_id}
-    if stored is not None:
-        status, content_type, body = stored
-        return Response(body, status_code=status, media_type=content_type, headers=headers)
+    if (stored := record.result) is not None:
+        return Response(stored.body, status_code=stored.status, media_type=stored.content_type,
+                        headers=headers)  # fmt: skip
     if record.status is JobStatus.CANCELLED:
         message = f"job {record.job_id} was cancelled"
         return error_response(409, message, error_type="conflict_error", code="cancelled",
@@ -112,18 +113,17 @@ def error_event(message: str, code: str) -> bytes:
 
 
 async def first_event(
-    services: Services, job_id: str, *, timeout_s: float, request: Request
+    store: Store, job_id: str, *, timeout_s: float, request: Request
 ) -> tuple[str, dict[bytes, bytes]] | None:
     """The job's first chunk or terminal status, waiting up to `timeout_s` (None: timed out)."""
     deadline = time.monotonic() + timeout_s
     after = "0-0"
     while (remaining := deadline - time.monotonic()) > 0:
         if await request.is_disconnected():
-            await services.store.cancel(job_id, now=time.time())
+            await store.jobs.cancel(job_id, now=time.time())
             return None
         block_ms = int(min(remaining, RECHECK_S) * 1000) + 1
-        for event_id, fields in await services.store.read_events(job_id, after=after,
-                                                                 block_ms=block_ms):  # fmt: skip
+        for event_id, fields in await store.events.read(job_id, after=after, block_ms=block_ms):
             after = event_id
             if fields.get(b"type") == b"chunk" or _ended(fields):
                 return event_id, fields
@@ -135,7 +135,7 @@ def _ended(fields: dict[bytes, bytes]) -> bool:
 
 
 async def relay_chunks(
-    services: Services, job_id: str, *, first: tuple[str, dict[bytes, bytes]]
+    store: Store, job_id: str, *, first: tuple[str, dict[bytes, bytes]]
 ) -> AsyncIterator[bytes]:
     """The GPU's SSE events as they arrive, ending with its `[DONE]` or an error event.
 
@@ -156,17 +156,15 @@ async def relay_chunks(
                               JobStatus.CANCELLED.value):  # fmt: skip
                     yield error_event(f"the GPU stream failed ({status})", code=status)
                     return
-            event_id, fields = await _next_event(services, job_id, after=event_id)
+            event_id, fields = await _next_event(store, job_id, after=event_id)
     finally:
         if not finished:  # the client went away (or the stream failed): stop the job
             with anyio.CancelScope(shield=True):
-                await services.store.cancel(job_id, now=time.time())
+                await store.jobs.cancel(job_id, now=time.time())
 
 
-async def _next_event(
-    services: Services, job_id: str, *, after: str
-) -> tuple[str, dict[bytes, bytes]]:
+async def _next_event(store: Store, job_id: str, *, after: str) -> tuple[str, dict[bytes, bytes]]:
     while True:
-        events = await services.store.read_events(job_id, after=after, block_ms=1000, count=1)
+        events = await store.events.read(job_id, after=after, block_ms=1000, count=1)
         if events:
             return events[0]

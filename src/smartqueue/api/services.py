@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
+from smartqueue.api.submission import Admissions
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.dispatcher import Dispatcher
 from smartqueue.fleet import FleetProber
 from smartqueue.gpu_client import GpuClient, new_http_client
 from smartqueue.metrics import Metrics
-from smartqueue.policy import Backpressure, DrainMeter
+from smartqueue.policy import Backpressure
 from smartqueue.store import Store
 from smartqueue.watch import JobWatch
 
@@ -35,7 +36,7 @@ class Services:
     prober: FleetProber
     watch: JobWatch
     dispatcher: Dispatcher | None
-    drain: DrainMeter = field(default_factory=DrainMeter)
+    admissions: Admissions
 
     @classmethod
     def build(cls, settings: Settings, fleet: FleetConfig) -> Services:
@@ -49,8 +50,10 @@ class Services:
         watch = JobWatch(store)
         dispatcher = Dispatcher(settings, fleet, store=store, gpu_client=gpu_client,
                                 prober=prober, metrics=metrics, watch=watch)  # fmt: skip
-        return cls(settings, fleet, store, metrics, Backpressure.from_settings(settings), http,
-                   prober, watch, dispatcher if dispatcher.consumers else None)  # fmt: skip
+        backpressure = Backpressure.from_settings(settings)
+        return cls(settings, fleet, store, metrics, backpressure, http, prober, watch,
+                   dispatcher if dispatcher.consumers else None,
+                   Admissions(store, backpressure, metrics))  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

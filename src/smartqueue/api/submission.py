@@ -9,12 +9,14 @@ from collections.abc import Mapping
 
 from fastapi import Request
 
-from smartqueue.api.services import Services
 from smartqueue.config import FleetConfig
 from smartqueue.errors import BadRequest, InvalidInput, PayloadTooLarge, QueueFull
+from smartqueue.metrics import Metrics
 from smartqueue.models import EnqueueResponse, JobStatus, Priority, new_job_id
 from smartqueue.openai_format import parse_json_object
-from smartqueue.store import DEFAULT_PATH, NewJob
+from smartqueue.policy import Backpressure, DrainMeter
+from smartqueue.queue import DEFAULT_PATH, Admission, NewJob
+from smartqueue.store import Store
 
 KEPT_HEADERS = frozenset({"content-type", "accept", "x-request-id"})
 KEPT_PREFIX = "x-syslog-"
@@ -133,38 +135,49 @@ async def build_job(
     )
 
 
-async def measure_drain(services: Services) -> float | None:
-    """Jobs dispatched per second lately (sampled at most once a second, while under load)."""
-    meter, now = services.drain, time.monotonic()
-    if meter.wants_sample(now):
-        meter.add(now, await services.store.dispatched_total())
-    return meter.rate_per_s()
+class Admissions:
+    """Admission control: the store's atomic enqueue under the backpressure thresholds."""
 
+    def __init__(self, store: Store, backpressure: Backpressure, metrics: Metrics) -> None:
+        self.store = store
+        self.backpressure = backpressure
+        self.metrics = metrics
+        self.drain = DrainMeter()
 
-async def admit(services: Services, job: NewJob) -> EnqueueResponse:
-    """Store the job if backpressure allows (503 + Retry-After otherwise)."""
-    ceiling = services.backpressure.ceiling(job.priority)
-    admission = await services.store.enqueue(job, ceiling=ceiling)
-    outcome = ("duplicate" if admission.duplicate else "accepted") if admission.accepted else (
-        "refused")  # fmt: skip
-    services.metrics.submissions.labels(job.priority.value, outcome).inc()
-    warning = services.backpressure.warning(admission.depth)
-    drain_per_s = await measure_drain(services) if warning or not admission.accepted else None
-    if not admission.accepted or admission.job_id is None:
-        raise QueueFull(
-            f"queue depth {admission.depth} is at the {job.priority.value}-priority ceiling "
-            f"{ceiling}; retry later",
-            retry_after_s=services.backpressure.retry_after_s(
-                admission.depth, drain_per_s=drain_per_s
-            ),
+    async def drain_rate(self) -> float | None:
+        """Jobs dispatched per second lately (sampled at most once a second, under load)."""
+        meter, now = self.drain, time.monotonic()
+        if meter.wants_sample(now):
+            meter.add(now, await self.store.overview.dispatched_total())
+        return meter.rate_per_s()
+
+    async def admit(self, job: NewJob) -> EnqueueResponse:
+        """Store the job if backpressure allows (503 + Retry-After otherwise)."""
+        pressure = self.backpressure
+        ceiling = pressure.ceiling(job.priority)
+        admission = await self.store.submissions.enqueue(job, ceiling=ceiling)
+        self.metrics.submissions.labels(job.priority.value, _outcome(admission)).inc()
+        warning = pressure.warning(admission.depth)
+        drain_per_s = await self.drain_rate() if warning or not admission.accepted else None
+        if not admission.accepted or admission.job_id is None:
+            raise QueueFull(
+                f"queue depth {admission.depth} is at the {job.priority.value}-priority ceiling "
+                f"{ceiling}; retry later",
+                retry_after_s=pressure.retry_after_s(admission.depth, drain_per_s=drain_per_s),
+            )
+        if warning and not admission.duplicate:
+            self.metrics.backpressure_warnings.inc()
+        return EnqueueResponse(
+            job_id=admission.job_id,
+            status=JobStatus.QUEUED,
+            queue_depth=admission.queue_depth,
+            position=admission.position,
+            warning=warning,
+            duplicate=admission.duplicate,
         )
-    if warning and not admission.duplicate:
-        services.metrics.backpressure_warnings.inc()
-    return EnqueueResponse(
-        job_id=admission.job_id,
-        status=JobStatus.QUEUED,
-        queue_depth=admission.queue_depth,
-        position=admission.position,
-        warning=warning,
-        duplicate=admission.duplicate,
-    )
+
+
+def _outcome(admission: Admission) -> str:
+    if not admission.accepted:
+        return "refused"
+    return "duplicate" if admission.duplicate else "accepted"

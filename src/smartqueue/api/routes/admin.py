@@ -27,8 +27,8 @@ async def list_dead_letters(
     after: Annotated[str | None, Query(description="Entry id to continue after")] = None,
 ) -> DlqList:
     """Dead jobs, oldest first, with reason, attempts and last error."""
-    entries = await store.dlq_entries(limit=limit, after=after)
-    return DlqList(total=await store.dlq_length(), entries=entries)
+    entries = await store.dlq.entries(limit=limit, after=after)
+    return DlqList(total=await store.dlq.length(), entries=entries)
 
 
 @router.post(
@@ -42,7 +42,7 @@ async def list_dead_letters(
 async def retry_dead_letter(entry_id: str, store: StoreDep, response: Response) -> DlqRetryResponse:
     """Queue the dead job again as a new job, exactly once even if called twice at once."""
     new_id = new_job_id()
-    old_id = await store.dlq_retry(entry_id, new_job_id=new_id, now=time.time())
+    old_id = await store.dlq.retry(entry_id, new_job_id=new_id, now=time.time())
     if old_id is None:
         raise NotFound(f"no dead-letter entry {entry_id!r} (or it was already retried)")
     response.headers["Location"] = f"/status/{new_id}"
@@ -58,6 +58,6 @@ async def retry_dead_letter(entry_id: str, store: StoreDep, response: Response) 
 )
 async def discard_dead_letter(entry_id: str, store: StoreDep) -> Response:
     """Remove the entry from the dead-letter queue."""
-    if not await store.dlq_discard(entry_id):
+    if not await store.dlq.discard(entry_id):
         raise NotFound(f"no dead-letter entry {entry_id!r}")
     return Response(status_code=204)

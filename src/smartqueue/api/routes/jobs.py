@@ -9,11 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
-from smartqueue.api.deps import ServicesDep, StoreDep
+from smartqueue.api.deps import AdmissionsDep, FleetDep, SettingsDep, StoreDep
 from smartqueue.api.events import job_event_stream
-from smartqueue.api.submission import admit, build_job, measure_drain
+from smartqueue.api.records import job_record
+from smartqueue.api.submission import build_job
 from smartqueue.errors import BadRequest, Conflict, NotFound
 from smartqueue.models import EnqueueResponse, ErrorBody, JobRecord, JobStatus
+from smartqueue.queue import StoredJob
 from smartqueue.store import Store
 
 router = APIRouter(tags=["jobs"])
@@ -59,7 +61,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def enqueue(
     request: Request,
     response: Response,
-    services: ServicesDep,
+    fleet: FleetDep,
+    settings: SettingsDep,
+    admissions: AdmissionsDep,
     x_syslog_model: Annotated[str | None, Header(description="Route (default: default)")] = None,
     x_syslog_priority: Annotated[
         str | None, Header(description="high, normal (default) or low")
@@ -69,8 +73,8 @@ async def enqueue(
     ] = None,
 ) -> EnqueueResponse:
     """Queue a job for the best GPU of its route; 202 with where to follow it."""
-    job = await build_job(request, services.fleet, limit_bytes=services.settings.max_body_bytes)
-    accepted = await admit(services, job)
+    job = await build_job(request, fleet, limit_bytes=settings.max_body_bytes)
+    accepted = await admissions.admit(job)
     response.headers["Location"] = f"/status/{accepted.job_id}"
     return accepted
 
@@ -81,16 +85,17 @@ async def enqueue(
     responses={404: {"model": ErrorBody, "description": "Unknown or expired job"}},
     summary="A job's status and result",
 )
-async def job_status(job_id: str, services: ServicesDep) -> JobRecord:
+async def job_status(job_id: str, store: StoreDep, admissions: AdmissionsDep) -> JobRecord:
     """The job record: status, timestamps, position and ETA while queued, result or error."""
-    record = await _existing(services.store, job_id)
-    if record.position is not None and (rate := await measure_drain(services)):
+    stored = await _existing(store, job_id)
+    record = job_record(stored, position=await store.jobs.position(stored))
+    if record.position is not None and (rate := await admissions.drain_rate()):
         record.eta_s = round((record.position + 1) / rate, 1)
     return record
 
 
-async def _existing(store: Store, job_id: str) -> JobRecord:
-    record = await store.get_job(job_id) if JOB_ID.match(job_id) else None
+async def _existing(store: Store, job_id: str) -> StoredJob:
+    record = await store.jobs.get(job_id) if JOB_ID.match(job_id) else None
     if record is None:
         raise NotFound(f"no job {job_id!r} (unknown, or expired 24 h after it ended)")
     return record
@@ -105,11 +110,11 @@ async def _existing(store: Store, job_id: str) -> JobRecord:
 async def cancel_job(job_id: str, store: StoreDep) -> JobRecord:
     """A queued job never runs; a running job's GPU call is aborted. Cancelling again is fine."""
     await _existing(store, job_id)
-    await store.cancel(job_id, now=time.time())
+    await store.jobs.cancel(job_id, now=time.time())
     record = await _existing(store, job_id)
     if record.status is not JobStatus.CANCELLED:
         raise Conflict(f"job {job_id} already ended ({record.status.value}); nothing to cancel")
-    return record
+    return job_record(record)
 
 
 @router.get(
@@ -118,16 +123,18 @@ async def cancel_job(job_id: str, store: StoreDep) -> JobRecord:
     responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
     summary="A job's events (SSE)",
 )
-async def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
+async def job_events(
+    job_id: str, request: Request, store: StoreDep, settings: SettingsDep
+) -> StreamingResponse:
     """Lifecycle events and streamed completion chunks as server-sent events.
 
     Resumable: send the last `id:` received as `Last-Event-ID` to continue after it.
     """
-    record = await _existing(services.store, job_id)
+    record = await _existing(store, job_id)
     after = request.headers.get("last-event-id")
     if after is not None and not EVENT_ID.match(after):
         raise BadRequest(f"Last-Event-ID {after!r} is not an event id of this stream",
                          param="Last-Event-ID")  # fmt: skip
-    events = job_event_stream(services, record, after=after, limit_s=services.settings.hold_s)
+    events = job_event_stream(store, record, after=after, limit_s=settings.hold_s)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)

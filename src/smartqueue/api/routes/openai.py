@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from smartqueue.api.deps import ServicesDep
 from smartqueue.api.holding import (
-    answer_from_record,
+    answer_from_job,
     first_event,
     parse_prefer,
     relay_chunks,
@@ -17,9 +17,10 @@ from smartqueue.api.holding import (
     wait_for_end,
 )
 from smartqueue.api.services import Services
-from smartqueue.api.submission import admit, build_job
+from smartqueue.api.submission import build_job
 from smartqueue.models import ErrorBody
 from smartqueue.openai_format import wants_stream
+from smartqueue.store import Store
 
 router = APIRouter(tags=["openai"])
 
@@ -44,33 +45,32 @@ async def hold(services: Services, request: Request, *, path: str) -> Response:
     settings = services.settings
     job = await build_job(request, services.fleet, limit_bytes=settings.max_body_bytes,
                           openai_path=path)  # fmt: skip
-    accepted = await admit(services, job)
+    accepted = await services.admissions.admit(job)
     preference = parse_prefer(request.headers.get("prefer"))
     location = {"Location": f"/status/{accepted.job_id}"}
     if preference.respond_async:
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers=location)
     timeout_s = preference.wait_s if preference.wait_s is not None else settings.hold_s
     if wants_stream(job.payload):
-        return await _stream(services, request, accepted.job_id, timeout_s=timeout_s)
-    record = await wait_for_end(services, accepted.job_id, timeout_s=timeout_s, request=request)
+        return await _stream(services.store, request, accepted.job_id, timeout_s=timeout_s)
+    record = await wait_for_end(services.store, services.watch, accepted.job_id,
+                                timeout_s=timeout_s, request=request)  # fmt: skip
     if record is None:
         raise timed_out(accepted.job_id, timeout_s)
-    return await answer_from_record(services, record)
+    return answer_from_job(record)
 
 
-async def _stream(
-    services: Services, request: Request, job_id: str, *, timeout_s: float
-) -> Response:
-    first = await first_event(services, job_id, timeout_s=timeout_s, request=request)
+async def _stream(store: Store, request: Request, job_id: str, *, timeout_s: float) -> Response:
+    first = await first_event(store, job_id, timeout_s=timeout_s, request=request)
     if first is None:
         raise timed_out(job_id, timeout_s)
     if first[1].get(b"type") != b"chunk":  # the job ended before streaming anything
-        record = await services.store.get_job(job_id)
+        record = await store.jobs.get(job_id)
         assert record is not None
-        return await answer_from_record(services, record)
+        return answer_from_job(record)
     headers = {"X-Smartqueue-Job-Id": job_id, "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}  # fmt: skip
-    chunks = relay_chunks(services, job_id, first=first)
+    chunks = relay_chunks(store, job_id, first=first)
     return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
 
 

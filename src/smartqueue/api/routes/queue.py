@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from smartqueue.api.deps import ServicesDep
 from smartqueue.api.services import Services
+from smartqueue.fleet_state import breaker_policy, read_fleet_state
 from smartqueue.models import (
     BreakerView,
     ConsumerInfo,
@@ -27,25 +28,25 @@ router = APIRouter(tags=["queue"])
 
 async def live_consumers(services: Services) -> list[ConsumerInfo]:
     """Consumers of every replica that sent a heartbeat recently."""
-    return await services.store.consumers(now=time.time(), ttl_s=services.settings.consumer_ttl_s)
+    store, ttl_s = services.store, services.settings.consumer_ttl_s
+    return await store.consumers.live(now=time.time(), ttl_s=ttl_s)
 
 
 async def fleet_view(services: Services) -> list[GpuView]:
     """The GPUs with live health: probe, load score, breaker, slots in use across replicas."""
-    fleet, store, now = services.fleet, services.store, time.time()
-    names = [gpu.name for gpu in fleet.gpus]
-    in_use = await store.slots_in_use(names, now=now)
-    breakers = await store.breakers(names)
+    fleet, now = services.fleet, time.time()
+    live = await read_fleet_state(fleet, services.store, services.prober,
+                                  policy=breaker_policy(services.settings), now=now)  # fmt: skip
     views = []
-    for gpu in fleet.gpus:
-        breaker = breakers[gpu.name][0]
+    for gpu in live:
+        breaker, name = gpu.breaker, gpu.config.name
         views.append(GpuView(
-            **gpu.model_dump(exclude={"api_key_env"}),
-            routes=[route for route, members in fleet.routes.items() if gpu.name in members],
-            slots_in_use=in_use[gpu.name],
+            **gpu.config.model_dump(exclude={"api_key_env"}),
+            routes=[route for route, members in fleet.routes.items() if name in members],
+            slots_in_use=gpu.in_use,
             breaker=BreakerView(state=breaker.state.value, failures=breaker.failures,
                                 reason=breaker.reason, opened_at=breaker.opened_at),
-            health=health_view(services, gpu.name, in_use=in_use[gpu.name], now=now),
+            health=health_view(services, name, in_use=gpu.in_use, now=now),
         ))  # fmt: skip
     return views
 
@@ -75,14 +76,14 @@ def health_view(services: Services, gpu: str, *, in_use: int, now: float) -> dic
 async def overview(services: ServicesDep) -> QueueOverview:
     """Depth per priority, in-flight and dead-letter counts, thresholds, consumers and GPUs."""
     store, pressure = services.store, services.backpressure
-    depths = await store.depths()
+    depths = await store.overview.depths()
     for priority, depth in depths.items():
         services.metrics.depth.labels(priority.value).set(depth)
     return QueueOverview(
         depth=DepthView(**{p.value: d for p, d in depths.items()}, total=sum(depths.values())),
-        in_flight=await store.in_flight(),
-        delayed=await store.delayed_count(),
-        dlq_depth=await store.dlq_length(),
+        in_flight=await store.overview.in_flight(),
+        delayed=await store.overview.delayed(),
+        dlq_depth=await store.dlq.length(),
         thresholds=Thresholds(
             warn=pressure.warn_depth,
             overloaded=pressure.overload_depth,

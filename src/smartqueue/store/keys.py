@@ -1,4 +1,9 @@
-"""Every Redis key name smartqueue uses, under one configurable prefix."""
+"""Every Redis key name smartqueue uses, under one configurable prefix.
+
+Every key carries the same hash tag, `{<prefix>}`, so all keys of one deployment live in one
+Redis Cluster slot: each Lua script may touch any of them in one atomic step (Cluster requires
+a script's keys to share a slot), and several deployments can share a cluster by prefix.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,14 @@ class Keys:
 
     prefix: str
 
+    @property
+    def tag(self) -> str:
+        """The hash tag every key starts with."""
+        return "{" + self.prefix + "}"
+
     def stream(self, priority: Priority, route: str) -> str:
         """Jobs waiting for dispatch, one stream per priority and route."""
-        return f"{self.stream_prefix()}{priority.value}:{route}"
+        return f"{self.tag}:q:{priority.value}:{route}"
 
     def streams(self, routes: list[str]) -> list[str]:
         """Every job stream, high priority first."""
@@ -26,61 +36,49 @@ class Keys:
 
     def job(self, job_id: str) -> str:
         """A job's record (hash)."""
-        return f"{self.job_prefix()}{job_id}"
+        return f"{self.tag}:job:{job_id}"
+
+    def events(self, job_id: str) -> str:
+        """A job's lifecycle events and streamed completion chunks (stream)."""
+        return f"{self.tag}:events:{job_id}"
 
     def idempotency(self, digest: str) -> str:
         """An Idempotency-Key (hashed) -> job id."""
-        return f"{self.prefix}:idem:{digest}"
+        return f"{self.tag}:idem:{digest}"
 
     @property
     def dlq(self) -> str:
         """The dead-letter stream."""
-        return f"{self.prefix}:dlq"
+        return f"{self.tag}:dlq"
 
     @property
     def delayed(self) -> str:
         """Jobs waiting out a retry backoff (sorted set by due time)."""
-        return f"{self.prefix}:delayed"
+        return f"{self.tag}:delayed"
 
     @property
     def wake(self) -> str:
         """A short list idle consumers block on; pushed when a job becomes ready."""
-        return f"{self.prefix}:wake"
-
-    def stream_prefix(self) -> str:
-        """The part of a job stream's key before `<priority>:<route>` (for Lua)."""
-        return f"{self.prefix}:q:"
-
-    def job_prefix(self) -> str:
-        """The part of a job record's key before the job id (for Lua)."""
-        return f"{self.prefix}:job:"
+        return f"{self.tag}:wake"
 
     @property
     def consumers(self) -> str:
         """Consumer ids by last heartbeat (sorted set)."""
-        return f"{self.prefix}:consumers"
+        return f"{self.tag}:consumers"
 
     def consumer(self, consumer_id: str) -> str:
         """A consumer's self-description (hash with a TTL)."""
-        return f"{self.prefix}:consumer:{consumer_id}"
+        return f"{self.tag}:consumer:{consumer_id}"
 
     def slots(self, gpu: str) -> str:
         """Slot reservations on a GPU: holder -> expiry (sorted set)."""
-        return f"{self.prefix}:slots:{gpu}"
+        return f"{self.tag}:slots:{gpu}"
 
     def breaker(self, gpu: str) -> str:
         """A GPU's circuit breaker (hash)."""
-        return f"{self.prefix}:breaker:{gpu}"
-
-    def gpu_health(self, gpu: str) -> str:
-        """A GPU's latest probe, shared by the replicas (string with a TTL)."""
-        return f"{self.prefix}:health:{gpu}"
-
-    def events(self, job_id: str) -> str:
-        """A job's lifecycle events and streamed completion chunks (stream)."""
-        return f"{self.prefix}:events:{job_id}"
+        return f"{self.tag}:breaker:{gpu}"
 
     @property
     def done_channel(self) -> str:
         """Pub/sub channel carrying the id of every job that just ended."""
-        return f"{self.prefix}:done"
+        return f"{self.tag}:done"

@@ -1,0 +1,80 @@
+"""Maintenance, once per interval per replica: due retries back to their streams, jobs that
+waited too long expired, entries of dead consumers reclaimed (or dead as poison), heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from smartqueue.config import Settings
+from smartqueue.errors import StoreUnavailable
+from smartqueue.models import ConsumerInfo, DeadReason, ErrorInfo
+from smartqueue.outcomes import OutcomeRecorder
+from smartqueue.stopping import wait_or_stop
+from smartqueue.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Described(Protocol):
+    """Something that can say what a local consumer is doing."""
+
+    def info(self, now: float) -> ConsumerInfo:
+        """Its registry entry at `now`."""
+        ...
+
+
+class Maintenance:
+    """The replica's housekeeping task."""
+
+    def __init__(
+        self, settings: Settings, *, store: Store, recorder: OutcomeRecorder, replica: str,
+        consumers: Sequence[Described],
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.store = store
+        self.recorder = recorder
+        self.reclaimer = f"{replica}-reclaimer"
+        self.consumers = consumers
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Every maintenance interval until `stopping` is set."""
+        last_heartbeat = 0.0
+        while not await wait_or_stop(stopping, self.settings.maintenance_interval_s):
+            now = time.time()
+            try:
+                await self.tick(now)
+                if now - last_heartbeat >= self.settings.heartbeat_interval_s:
+                    await self.heartbeat(now)
+                    last_heartbeat = now
+            except StoreUnavailable as error:
+                log.warning("maintenance: store unavailable", extra={"error": error.message})
+
+    async def tick(self, now: float) -> None:
+        """One round: due retries, expiry, reclaim."""
+        await self.store.claims.move_due(now_ms=int(now * 1000))
+        await self.store.claims.expire_waiting(now=now, max_wait_s=self.settings.max_wait_s)
+        await self.reclaim()
+
+    async def heartbeat(self, now: float) -> None:
+        """Tell the registry every local consumer is alive."""
+        for consumer in self.consumers:
+            await self.store.consumers.heartbeat(consumer.info(now),
+                                                 ttl_s=self.settings.consumer_ttl_s)  # fmt: skip
+
+    async def reclaim(self) -> None:
+        """Jobs of consumers that went silent run again, or die as poison when that repeats."""
+        stale = await self.store.claims.reclaim(
+            consumer=self.reclaimer, min_idle_ms=int(self.settings.claim_idle_s * 1000)
+        )
+        for job, reclaims in stale:
+            log.warning("reclaimed", extra={"job_id": job.job_id, "reclaims": reclaims})
+            if reclaims > self.settings.max_reclaims:
+                error = ErrorInfo(message=f"its consumer died {reclaims} times", type="poison")
+                await self.recorder.dead(job, self.reclaimer, DeadReason.POISON, error,
+                                         attempts=job.attempts)  # fmt: skip
+            else:
+                await self.recorder.release(job, self.reclaimer, "its consumer stopped answering")

@@ -1,0 +1,188 @@
+"""Recording what became of a job the engine ran: completed, retried later, dead, released.
+
+Each outcome is one atomic store step that also frees the job's slot; what the GPU did is told
+to its shared circuit breaker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from smartqueue.breaker import Breaker, BreakerPolicy, BreakerState, on_failure, on_success
+from smartqueue.config import Settings
+from smartqueue.errors import StoreUnavailable
+from smartqueue.gpu_client import GpuAnswer, GpuFailure
+from smartqueue.metrics import Metrics
+from smartqueue.models import DeadReason, ErrorInfo, JobStatus
+from smartqueue.policy import (
+    Failure,
+    RetryPolicy,
+    counts_against_gpu,
+    counts_as_attempt,
+    is_retryable,
+)
+from smartqueue.queue import TakenJob
+from smartqueue.store import Store
+from smartqueue.store.scripts import Arg
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A taken job, whether it is its GPU's half-open probe, and the breaker seen at take."""
+
+    job: TakenJob
+    probe: bool
+    breaker_seen: Breaker
+
+
+class Aborted(Enum):
+    """Why a GPU call ended without an outcome to record."""
+
+    CANCELLED = "cancelled"  # the job was cancelled while it ran
+    CLAIM_LOST = "claim_lost"  # another consumer took the job over
+
+
+class OutcomeRecorder:
+    """Commits outcomes for the consumers and the maintenance task of one replica."""
+
+    def __init__(
+        self, settings: Settings, *, store: Store, metrics: Metrics, breaker_policy: BreakerPolicy
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.breaker_policy = breaker_policy
+        self.retry_policy = RetryPolicy(settings.max_retries, settings.retry_base_s,
+                                        settings.retry_cap_s)  # fmt: skip
+
+    async def record(
+        self, dispatch: Dispatch, outcome: GpuAnswer | GpuFailure | Aborted, consumer: str
+    ) -> None:
+        """Commit whatever the GPU call came to."""
+        if isinstance(outcome, Aborted):
+            await self.aborted(dispatch, outcome, consumer)
+        elif isinstance(outcome, GpuAnswer):
+            await self.complete(dispatch, outcome, consumer)
+        else:
+            await self.fail(dispatch, outcome, consumer)
+
+    async def aborted(self, dispatch: Dispatch, why: Aborted, consumer: str) -> None:
+        """A call stopped without an outcome: hand back what is ours, free a probe claim."""
+        job = dispatch.job
+        if why is Aborted.CANCELLED:  # the job is cancelled: only its entry and slot are left
+            await self.store.claims.finish(job, JobStatus.CANCELLED, consumer=consumer,
+                                           updates={})  # fmt: skip
+        if dispatch.probe:  # the GPU was not judged: let the next probe go soon
+            await self.change_breaker(job.gpu, cancel_probe)
+        log.info("aborted", extra={"job_id": job.job_id, "gpu": job.gpu, "why": why.value})
+
+    async def complete(self, dispatch: Dispatch, answer: GpuAnswer, consumer: str) -> None:
+        """The GPU answered: completed with its answer; a probe's success closes the breaker."""
+        job = dispatch.job
+        updates: dict[str, Arg] = {"result": answer.body, "result_status": answer.status,
+                   "result_content_type": answer.content_type, "completed_at": time.time(),
+                   "attempts": job.attempts + 1}  # fmt: skip
+        committed = await self.store.claims.finish(job, JobStatus.COMPLETED, consumer=consumer,
+                                                   updates=updates)  # fmt: skip
+        self._count(JobStatus.COMPLETED if committed else None, "ok")
+        if dispatch.breaker_seen != Breaker() or dispatch.probe:
+            await self.change_breaker(job.gpu, on_success)
+
+    async def fail(self, dispatch: Dispatch, failure: GpuFailure, consumer: str) -> None:
+        """The call failed: tell the breaker, then dead, or retry after a backoff."""
+        job = dispatch.job
+        attempts = job.attempts + (1 if counts_as_attempt(failure.failure) else 0)
+        await self._judge_gpu(dispatch, failure)
+        error = ErrorInfo(message=failure.message, type="gpu_error", code=failure.failure.value,
+                          gpu_status=failure.status)  # fmt: skip
+        log.warning("gpu call failed", extra={"job_id": job.job_id, "gpu": job.gpu,
+                                              "error": failure.message})  # fmt: skip
+        if not counts_as_attempt(failure.failure) and self._waited_too_long(job):
+            error = error.model_copy(update={"type": "expired"})
+            await self.dead(job, consumer, DeadReason.EXPIRED, error, attempts=attempts)
+        elif not is_retryable(failure.failure, failure.status):
+            reason = DeadReason.RESULT_TOO_LARGE if failure.failure is Failure.TOO_LARGE else (
+                DeadReason.NON_RETRYABLE)  # fmt: skip
+            await self.dead(job, consumer, reason, error, attempts=attempts, answer=failure)
+        elif self.retry_policy.exhausted(attempts):
+            await self.dead(job, consumer, DeadReason.RETRIES_EXHAUSTED, error, attempts=attempts)
+        else:
+            delay_s = self.retry_policy.backoff_s(
+                attempts, retry_after_s=failure.retry_after_s, jitter=random.random()
+            )
+            await self.retry(job, consumer, delay_s=delay_s, attempts=attempts, error=error)
+
+    def _waited_too_long(self, job: TakenJob) -> bool:
+        """A job that never reached a GPU within max_wait_s of its submission."""
+        return time.time() - job.created_at > self.settings.max_wait_s
+
+    async def _judge_gpu(self, dispatch: Dispatch, failure: GpuFailure) -> None:
+        """Tell the breaker: a failure that says the GPU is unwell, or a live GPU's answer."""
+        gpu = dispatch.job.gpu
+        if counts_against_gpu(failure.failure, failure.status):
+            now = time.time()
+            await self.change_breaker(gpu, lambda breaker: on_failure(
+                breaker, now=now, reason=failure.message, policy=self.breaker_policy
+            ))  # fmt: skip
+        elif dispatch.probe:
+            await self.change_breaker(gpu, on_success)
+
+    async def dead(
+        self, job: TakenJob, consumer: str, reason: DeadReason, error: ErrorInfo, *,
+        attempts: int, answer: GpuFailure | None = None,
+    ) -> None:  # fmt: skip
+        """Dead-letter the job (its GPU's own error kept as its result when there is one)."""
+        kept = (answer.status, answer.body) if answer and answer.status and answer.body else None
+        dlq_id = await self.store.claims.dead_letter(
+            replace(job, attempts=attempts), consumer=consumer, reason=reason.value,
+            error=error, now=time.time(), answer=kept,
+        )  # fmt: skip
+        self._count(JobStatus.DEAD if dlq_id else None, reason.value)
+        log.warning("job dead", extra={"job_id": job.job_id, "gpu": job.gpu, "reason": reason})
+
+    async def retry(
+        self, job: TakenJob, consumer: str, *, delay_s: float, attempts: int, error: ErrorInfo
+    ) -> None:
+        """Put the job aside for `delay_s`, then it waits in its stream again."""
+        due_ms = int((time.time() + delay_s) * 1000)
+        updates: dict[str, Arg] = {"attempts": attempts, "error": error.model_dump_json()}
+        await self.store.claims.retry_later(job, consumer=consumer, due_ms=due_ms,
+                                            updates=updates)  # fmt: skip
+        log.info("retry later", extra={"job_id": job.job_id, "gpu": job.gpu,
+                                       "delay_s": round(delay_s, 3)})  # fmt: skip
+
+    async def release(self, job: TakenJob, consumer: str, why: str) -> None:
+        """Hand a job back without using one of its tries (shutdown or reclaim)."""
+        error = ErrorInfo(message=why, type="released")
+        with contextlib.suppress(StoreUnavailable):
+            await self.retry(job, consumer, delay_s=0, attempts=job.attempts, error=error)
+
+    def _count(self, status: JobStatus | None, reason: str) -> None:
+        if status is not None:
+            self.metrics.outcomes.labels(status.value, reason).inc()
+
+    async def change_breaker(self, gpu: str, change: Callable[[Breaker], Breaker]) -> None:
+        """Apply `change` to a GPU's shared breaker; log a change of state."""
+        changed = await self.store.breakers.change(gpu, change)
+        if changed is None:
+            return
+        before, after = changed
+        if after.state != before.state:
+            log.warning("breaker", extra={"gpu": gpu, "state": after.state,
+                                          "reason": after.reason})  # fmt: skip
+        self.metrics.breaker_state.labels(gpu).set(after.state != BreakerState.CLOSED)
+
+
+def cancel_probe(breaker: Breaker) -> Breaker:
+    """Give back an unused half-open claim: open again, ready for the next probe."""
+    if breaker.state is not BreakerState.HALF_OPEN:
+        return breaker
+    return replace(breaker, state=BreakerState.OPEN, probe_deadline=None)

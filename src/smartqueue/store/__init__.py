@@ -1,0 +1,92 @@
+"""The job store: the only package that talks to Redis.
+
+`Store` composes one part per concept, each in its own module: `submissions` (admission and
+enqueue), `jobs` (records, results, position, cancel), `claims` (take, renew, commit, retry,
+reclaim, expiry), `dlq`, `breakers`, `consumers`, `events` and `overview`. Every multi-key
+change is one Lua script (lua/, built in scripts.py); every key name is in keys.py.
+
+Data model:
+- one stream per (priority, route) holds jobs waiting for dispatch; each entry carries the job
+  id, the request body and the allow-listed headers. One consumer group reads them all.
+- one small hash per job is its record (status, route, priority, attempts, timestamps, result);
+  queued and running records never expire, terminal ones expire on their own after a TTL.
+- the dead-letter queue is a stream of its own; moving a job there is one XADD.
+Hash tags: every key starts with `{<prefix>}`, so all keys of a deployment share one Redis
+Cluster slot and any script may touch any of them; each script still declares every key it
+touches in KEYS, and none builds or parses a key name inside Redis.
+Imports: only this package imports redis; it returns the queue's values (smartqueue.queue),
+never HTTP answers.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from smartqueue.config import Settings
+from smartqueue.store.breakers import Breakers
+from smartqueue.store.claims import Claims
+from smartqueue.store.connection import new_client, translate_errors
+from smartqueue.store.consumers import Consumers
+from smartqueue.store.context import StoreContext
+from smartqueue.store.dlq import DeadLetters
+from smartqueue.store.events import Events
+from smartqueue.store.jobs import Jobs
+from smartqueue.store.keys import Keys
+from smartqueue.store.overview import Overview
+from smartqueue.store.scripts import Scripts
+from smartqueue.store.submissions import Submissions
+
+__all__ = ["Store"]
+
+
+class Store:
+    """Jobs, streams, dead letters and consumers in Redis, one part per concept."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        keys: Keys,
+        routes: list[str],
+        terminal_ttl_s: int = 86_400,
+        idempotency_ttl_s: int = 86_400,
+        socket_timeout_s: float = 1.0,
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.routes = routes
+        context = StoreContext(client, keys, Scripts(client), routes, terminal_ttl_s,
+                               idempotency_ttl_s, max(1, int(socket_timeout_s * 500)))  # fmt: skip
+        self.submissions = Submissions(context)
+        self.jobs = Jobs(context)
+        self.claims = Claims(context)
+        self.dlq = DeadLetters(context)
+        self.breakers = Breakers(context)
+        self.consumers = Consumers(context)
+        self.events = Events(context)
+        self.overview = Overview(context)
+
+    @classmethod
+    def connect(cls, settings: Settings, *, routes: list[str]) -> Store:
+        """A store for `settings` (the connection opens lazily)."""
+        return cls(
+            new_client(settings),
+            keys=Keys(settings.key_prefix),
+            routes=routes,
+            terminal_ttl_s=settings.terminal_ttl_s,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            socket_timeout_s=settings.redis_timeout_s,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.redis.aclose()
+
+    @translate_errors
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers."""
+        await self.redis.ping()
+
+    async def ensure_groups(self) -> None:
+        """Create the consumer group on every job stream (harmless when they exist)."""
+        await self.claims.ensure_groups()

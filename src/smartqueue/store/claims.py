@@ -1,0 +1,265 @@
+"""Claims: taking a job for a GPU with a slot, keeping it, committing its outcome, and the
+maintenance steps that put waiting, retrying and abandoned jobs where they belong."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+from redis.exceptions import ResponseError
+
+from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority
+from smartqueue.queue import Lease, StreamEntry, TakenJob
+from smartqueue.store import scripts
+from smartqueue.store.codec import entry_from_raw, pairs, text
+from smartqueue.store.connection import translate_errors
+from smartqueue.store.context import StoreContext
+from smartqueue.store.keys import GROUP
+from smartqueue.store.scripts import Arg, Change, DueJob, ExpiredEntry, Held
+
+Candidate = tuple[str, Priority, str]  # stream, priority, route
+
+
+class Claims:
+    """Jobs between their stream and their end: take, renew, commit, retry, reclaim."""
+
+    def __init__(self, context: StoreContext) -> None:
+        self.context = context
+
+    def gpu_streams(self, routes: list[str]) -> list[Candidate]:
+        """(stream, priority, route) for every priority of `routes`, high first."""
+        keys = self.context.keys
+        return [(keys.stream(p, route), p, route) for p in PRIORITY_ORDER for route in routes]
+
+    @translate_errors
+    async def ensure_groups(self) -> None:
+        """Create the consumer group on every job stream, at id 0 so no earlier job is missed."""
+        for stream in self.context.keys.streams(self.context.routes):
+            try:
+                await self.context.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+
+    def _held(self, job: TakenJob, consumer: str) -> Held:
+        return Held(job.stream, GROUP, consumer, job.entry.entry_id, job.job_id)
+
+    # --- taking ------------------------------------------------------------------------------
+
+    @translate_errors
+    async def take(
+        self, gpu: str, *, slots: int, routes: list[str], consumer: str, lease: Lease,
+        probe: bool = False,
+    ) -> TakenJob | None:  # fmt: skip
+        """The next job `gpu` should run among `routes`, with a slot on it; None if none.
+
+        Nothing is taken while the GPU's breaker is open, or half-open unless `probe` (the
+        caller holds the half-open claim).
+        """
+        candidates = self.gpu_streams(routes)
+        keys = self.context.keys
+        call = scripts.take(
+            slots_key=keys.slots(gpu), breaker=keys.breaker(gpu),
+            streams=[stream for stream, _, _ in candidates], group=GROUP, consumer=consumer,
+            slots=slots, lease_ms=lease.lease_ms, aging_ms=lease.aging_ms, probe=probe,
+            ranks=[PRIORITY_ORDER.index(priority) for _, priority, _ in candidates],
+        )  # fmt: skip
+        while True:
+            reply = await self._take_entry(call)
+            if not reply:
+                return None
+            index, entry_id, raw_fields = reply
+            stream, priority, route = candidates[int(index) - 1]
+            entry = entry_from_raw(entry_id, pairs(raw_fields))
+            started = await self._start(entry, stream, gpu=gpu, consumer=consumer)
+            if started is not None:
+                deliveries, attempts, created_at = started
+                return TakenJob(entry, stream, priority, route, gpu, deliveries, attempts,
+                                created_at)  # fmt: skip
+
+    async def _take_entry(self, call: scripts.ScriptCall) -> Any:
+        try:
+            return await self.context.scripts.run(call)
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+        await self.ensure_groups()  # Redis lost its groups (flushed, or restored)
+        return await self.context.scripts.run(call)
+
+    async def _start(
+        self, entry: StreamEntry, stream: str, *, gpu: str, consumer: str
+    ) -> tuple[int, int, float] | None:
+        """queued -> processing; None when the job no longer waits (its entry is handled)."""
+        keys = self.context.keys
+        held = Held(stream, GROUP, consumer, entry.entry_id, entry.job_id)
+        call = scripts.start(
+            record=keys.job(entry.job_id), events=keys.events(entry.job_id),
+            slots_key=keys.slots(gpu), held=held, gpu=gpu, channel=keys.done_channel,
+            started_at=time.time(),
+        )  # fmt: skip
+        reply = await self.context.scripts.run(call)
+        if not int(reply[0]):
+            return None
+        return int(reply[1]), int(reply[2]), float(reply[3])
+
+    @translate_errors
+    async def renew(self, job: TakenJob, *, consumer: str, lease: Lease) -> bool:
+        """Refresh the claim on a running job and its slot; False once the claim was lost."""
+        slots_key = self.context.keys.slots(job.gpu)
+        call = scripts.renew(held=self._held(job, consumer), slots_key=slots_key,
+                             lease_ms=lease.lease_ms)  # fmt: skip
+        return bool(await self.context.scripts.run(call))
+
+    # --- committing --------------------------------------------------------------------------
+
+    @translate_errors
+    async def finish(
+        self, job: TakenJob, target: JobStatus, *, consumer: str, updates: Mapping[str, Arg]
+    ) -> bool:
+        """Commit a terminal outcome while still holding the job; False when refused."""
+        keys = self.context.keys
+        call = scripts.finish(
+            record=keys.job(job.job_id), slots_key=keys.slots(job.gpu),
+            events=keys.events(job.job_id), held=self._held(job, consumer),
+            channel=keys.done_channel,
+            change=Change(target, self.context.terminal_ttl_s, updates),
+        )  # fmt: skip
+        return bool(await self.context.scripts.run(call))
+
+    @translate_errors
+    async def retry_later(
+        self, job: TakenJob, *, consumer: str, due_ms: int, updates: Mapping[str, Arg]
+    ) -> bool:
+        """Put the job aside until `due_ms` (processing -> retrying); False when refused."""
+        keys = self.context.keys
+        call = scripts.retry_later(
+            record=keys.job(job.job_id), slots_key=keys.slots(job.gpu), delayed=keys.delayed,
+            events=keys.events(job.job_id), held=self._held(job, consumer),
+            channel=keys.done_channel, due_ms=due_ms,
+            change=Change(JobStatus.RETRYING, 0, updates),
+        )  # fmt: skip
+        return bool(await self.context.scripts.run(call))
+
+    @translate_errors
+    async def dead_letter(
+        self, job: TakenJob, *, consumer: str, reason: str, error: ErrorInfo | None,
+        now: float, answer: tuple[int, bytes] | None = None,
+    ) -> str | None:  # fmt: skip
+        """Move a taken job to the DLQ (O(1)) and free its slot; None when the claim was lost.
+
+        `answer` is the GPU's own error (status, body), kept as the job's result.
+        """
+        error_json = error.model_dump_json() if error else ""
+        dlq_fields: list[Arg] = [
+            "route", job.route, "priority", job.priority.value, "reason", reason,
+            "attempts", str(job.attempts), "error", error_json, "dead_at", repr(now),
+            *job.entry.job_fields(),
+        ]  # fmt: skip
+        updates: dict[str, Arg] = {"reason": reason, "error": error_json, "completed_at": now,
+                                   "attempts": job.attempts}  # fmt: skip
+        if answer is not None:
+            updates |= {"result_status": answer[0], "result": answer[1],
+                        "result_content_type": "application/json"}  # fmt: skip
+        keys = self.context.keys
+        call = scripts.dead_letter(
+            record=keys.job(job.job_id), dlq=keys.dlq, slots_key=keys.slots(job.gpu),
+            events=keys.events(job.job_id), held=self._held(job, consumer),
+            channel=keys.done_channel, dlq_fields=dlq_fields,
+            change=Change(JobStatus.DEAD, self.context.terminal_ttl_s, updates),
+        )  # fmt: skip
+        dlq_id = await self.context.scripts.run(call)
+        return text(dlq_id) if dlq_id else None
+
+    # --- maintenance -------------------------------------------------------------------------
+
+    @translate_errors
+    async def move_due(self, *, now_ms: int, limit: int = 100) -> int:
+        """Send jobs whose backoff is over back to their stream; how many moved."""
+        redis, keys = self.context.redis, self.context.keys
+        raw = await redis.zrangebyscore(keys.delayed, "-inf", now_ms, start=0, num=limit)
+        job_ids = [member.decode() for member in cast(list[bytes], raw)]
+        if not job_ids:
+            return 0
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(keys.job(job_id), ["priority", "route"])
+            places = await pipe.execute()
+        due = [
+            DueJob(job_id, keys.job(job_id), keys.events(job_id),
+                   keys.stream(Priority(text(priority) or "normal"), text(route) or ""))
+            for job_id, (priority, route) in zip(job_ids, places, strict=True)
+        ]  # fmt: skip
+        call = scripts.move_due(delayed=keys.delayed, wake=keys.wake,
+                                channel=keys.done_channel, jobs=due)  # fmt: skip
+        return int(await self.context.scripts.run(call))
+
+    @translate_errors
+    async def expire_waiting(self, *, now: float, max_wait_s: float, limit: int = 100) -> int:
+        """Dead-letter (reason `expired`) jobs that waited for dispatch past `max_wait_s`."""
+        candidates = self.gpu_streams(self.context.routes)
+        call = scripts.expiring(streams=[stream for stream, _, _ in candidates], group=GROUP,
+                                cutoff_ms=int((now - max_wait_s) * 1000), limit=limit)  # fmt: skip
+        found = cast(list[Any], await self.context.scripts.run(call))
+        by_stream: dict[int, list[ExpiredEntry]] = {}
+        keys = self.context.keys
+        for index, entry_id, job_id in zip(found[::3], found[1::3], found[2::3], strict=True):
+            job = text(job_id) or ""
+            by_stream.setdefault(int(index) - 1, []).append(
+                ExpiredEntry(text(entry_id) or "", job, keys.job(job), keys.events(job))
+            )
+        error = ErrorInfo(message=f"no GPU could take the job within {max_wait_s:g} s",
+                          type="expired").model_dump_json()  # fmt: skip
+        expired = 0
+        for index, entries in by_stream.items():
+            stream, priority, route = candidates[index]
+            call = scripts.expire(
+                stream=stream, dlq=keys.dlq, group=GROUP, channel=keys.done_channel,
+                ttl_s=self.context.terminal_ttl_s, now=now, error=error,
+                priority=priority.value, route=route, entries=entries,
+            )  # fmt: skip
+            expired += int(await self.context.scripts.run(call))
+        return expired
+
+    @translate_errors
+    async def reclaim(
+        self, *, consumer: str, min_idle_ms: int, count: int = 20
+    ) -> list[tuple[TakenJob, int]]:
+        """Take over entries whose consumer went silent (XAUTOCLAIM), with how often each was."""
+        reclaimed: list[tuple[TakenJob, int]] = []
+        for stream, priority, route in self.gpu_streams(self.context.routes):
+            reply: list[Any] = await self.context.redis.xautoclaim(
+                stream, GROUP, consumer, min_idle_ms, "0-0", count=count
+            )
+            for entry_id, raw in reply[1]:
+                entry = entry_from_raw(entry_id, raw)
+                reclaimed.append(await self._reclaimed(entry, stream, priority, route))
+        return reclaimed
+
+    async def _reclaimed(
+        self, entry: StreamEntry, stream: str, priority: Priority, route: str
+    ) -> tuple[TakenJob, int]:
+        record = self.context.keys.job(entry.job_id)
+        redis = self.context.redis
+        reclaims = await redis.hincrby(record, "reclaims", 1)
+        meta = await redis.hmget(record, ["gpu", "deliveries", "attempts", "created_at"])
+        gpu, deliveries, attempts, created = (text(v) or "0" for v in cast(list[Any], meta))
+        job = TakenJob(entry, stream, priority, route, gpu, int(deliveries), int(attempts),
+                       float(created))  # fmt: skip
+        return job, int(reclaims)
+
+    @translate_errors
+    async def wait_for_work(self, *, timeout_s: float) -> None:
+        """Block until a job may be ready (or `timeout_s` passes)."""
+        timeout = min(timeout_s, self.context.max_block_ms / 1000)
+        await self.context.redis.blpop([self.context.keys.wake], timeout=timeout)
+
+    @translate_errors
+    async def slots_in_use(self, gpus: list[str], *, now: float) -> dict[str, int]:
+        """Live slot reservations per GPU, across every replica."""
+        now_ms = int(now * 1000)
+        async with self.context.redis.pipeline(transaction=False) as pipe:
+            for gpu in gpus:
+                pipe.zcount(self.context.keys.slots(gpu), now_ms, "+inf")
+            counts = await pipe.execute()
+        return {gpu: int(count) for gpu, count in zip(gpus, counts, strict=True)}

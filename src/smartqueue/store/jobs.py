@@ -1,0 +1,70 @@
+"""Job records: reading a job, its result and its place in line; cancelling it."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from smartqueue.models import PRIORITY_ORDER, JobStatus, Priority
+from smartqueue.queue import StoredJob, StoredResult
+from smartqueue.store import scripts
+from smartqueue.store.codec import stored_job, stored_result, text
+from smartqueue.store.connection import translate_errors
+from smartqueue.store.context import StoreContext
+from smartqueue.store.keys import GROUP
+
+
+class Jobs:
+    """One job at a time, by id."""
+
+    def __init__(self, context: StoreContext) -> None:
+        self.context = context
+
+    @translate_errors
+    async def get(self, job_id: str) -> StoredJob | None:
+        """A job's record; None when unknown or expired."""
+        reply = await self.context.redis.hgetall(self.context.keys.job(job_id))
+        raw = cast(dict[bytes, bytes], reply)
+        if not raw or b"status" not in raw:
+            return None
+        return stored_job(job_id, raw)
+
+    @translate_errors
+    async def result(self, job_id: str) -> StoredResult | None:
+        """The GPU's answer exactly as stored; None if there is none."""
+        names = ["result_status", "result_content_type", "result"]
+        raw = await self.context.redis.hmget(self.context.keys.job(job_id), names)
+        status, content_type, body = cast(list[bytes | None], raw)
+        fields = {"result_status": text(status) or "", "result_content_type": text(content_type)}
+        return stored_result({k: v for k, v in fields.items() if v}, body)
+
+    @translate_errors
+    async def position(self, job: StoredJob) -> int | None:
+        """Jobs of its route that run before a queued job; None unless it is queued."""
+        if job.status is not JobStatus.QUEUED or job.entry is None:
+            return None
+        keys, run = self.context.keys, self.context.scripts.run
+        own = keys.stream(job.priority, job.route)
+        ahead = int(await run(scripts.ahead(stream=own, group=GROUP, entry=job.entry)))
+        higher = PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority)]
+        if higher:
+            streams = [keys.stream(priority, job.route) for priority in higher]
+            ahead += sum(int(d) for d in await run(scripts.depths(streams=streams, group=GROUP)))
+        return ahead
+
+    @translate_errors
+    async def cancel(self, job_id: str, *, now: float) -> JobStatus | None:
+        """Cancel a job that has not ended; its status before, or None if it had ended."""
+        keys = self.context.keys
+        raw = await self.context.redis.hmget(keys.job(job_id), ["priority", "route"])
+        priority, route = (text(value) for value in cast(list[bytes | None], raw))
+        if priority is None or route is None:
+            return None
+        change = scripts.Change(JobStatus.CANCELLED, self.context.terminal_ttl_s,
+                                {"completed_at": now, "reason": "cancelled"})  # fmt: skip
+        call = scripts.cancel(
+            record=keys.job(job_id), stream=keys.stream(Priority(priority), route),
+            delayed=keys.delayed, events=keys.events(job_id), job_id=job_id,
+            channel=keys.done_channel, change=change,
+        )  # fmt: skip
+        previous = await self.context.scripts.run(call)
+        return JobStatus(text(previous) or "") if previous else None

@@ -1,0 +1,43 @@
+-- needs: emit, last_delivered
+-- Jobs that waited for dispatch past their deadline go dead (reason `expired`) and to the DLQ,
+-- in one step. KEYS: job stream, DLQ, then per job its record and event stream. ARGV: group,
+-- done channel, ttl s, now s, error json, priority, route, then per job its entry id and job
+-- id. An entry that was taken or removed meanwhile is left alone. Returns how many expired.
+local stream, dlq = KEYS[1], KEYS[2]
+local first_job_key, keys_per_job = 3, 2
+local group, channel, ttl_s, now_s, error_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local priority, route = ARGV[6], ARGV[7]
+local first_job_arg, args_per_job = 8, 2
+
+local last = last_delivered(stream, group) or '0-0'
+local function waiting(entry)  -- still in the stream and never delivered
+  local found = redis.call('XRANGE', stream, entry, entry)[1]
+  if not found then return nil end
+  local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
+  local last_ms, last_seq = string.match(last, '^(%d+)-(%d+)$')
+  ms, seq, last_ms, last_seq = tonumber(ms), tonumber(seq), tonumber(last_ms), tonumber(last_seq)
+  if ms > last_ms or (ms == last_ms and seq > last_seq) then return found[2] end
+  return nil
+end
+
+local expired = 0
+for i = first_job_arg, #ARGV, args_per_job do
+  local entry, job_id = ARGV[i], ARGV[i + 1]
+  local at = first_job_key + (i - first_job_arg) / args_per_job * keys_per_job
+  local record, events = KEYS[at], KEYS[at + 1]
+  local fields = waiting(entry)
+  if fields then
+    redis.call('XDEL', stream, entry)
+    if redis.call('HGET', record, 'status') == 'queued' then
+      redis.call('HSET', record, 'status', 'dead', 'reason', 'expired', 'error', error_json,
+        'completed_at', now_s)
+      redis.call('EXPIRE', record, ttl_s)
+      emit(record, events, channel, job_id, 'dead', true)
+      redis.call('XADD', dlq, '*', 'route', route, 'priority', priority, 'reason', 'expired',
+        'attempts', redis.call('HGET', record, 'attempts') or '0', 'error', error_json,
+        'dead_at', now_s, unpack(fields))
+      expired = expired + 1
+    end
+  end
+end
+return expired
