@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import io
 from typing import Any, Protocol, cast
 
@@ -69,13 +68,13 @@ class AmdSmiSource:
 
 def import_amdsmi() -> AmdSmiModule:
     """The `amdsmi` module; SourceUnavailable when it or ROCm's library is missing."""
-    if importlib.util.find_spec("amdsmi") is None:
-        raise SourceUnavailable("amdsmi is not installed (the amd extra)")
     printed = io.StringIO()
     try:
         # Without libamd_smi.so, amdsmi 7.0.2 prints two lines to stdout, then raises KeyError.
         with contextlib.redirect_stdout(printed):
             return cast(AmdSmiModule, importlib.import_module("amdsmi"))
+    except ImportError:
+        raise SourceUnavailable("amdsmi is not installed (the amd extra)") from None
     except Exception as error:
         said = printed.getvalue().strip().splitlines()
         reason = said[0] if said else repr(error)

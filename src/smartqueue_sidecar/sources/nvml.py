@@ -75,6 +75,8 @@ def import_pynvml() -> NvmlModule:
         return cast(NvmlModule, importlib.import_module("pynvml"))
     except ImportError:
         raise SourceUnavailable("pynvml is not installed (the nvidia extra)") from None
+    except Exception as error:  # a broken install only rules this source out
+        raise SourceUnavailable(f"importing pynvml failed: {error!r}") from None
 
 
 def open_nvml() -> NvmlSource:
