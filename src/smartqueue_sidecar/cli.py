@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "smartqueue-sidecar")
     except SourceUnavailable as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return EXIT_NO_SOURCE
-    devices = ", ".join(source.devices)
-    print(f"{prog}: {source.name}, GPUs 0-{len(source.devices) - 1}: {devices}", file=sys.stderr)
+    gpus = ", ".join(f"GPU {index} = {device}" for index, device in enumerate(source.devices))
+    print(f"{prog}: reading through {source.name}: {gpus}", file=sys.stderr)
     try:
         uvicorn.run(
             build_app(source), host=args.host, port=args.port,
