@@ -26,6 +26,23 @@ register_ops(app)
 register_stack(app)
 
 
+@app.command(
+    "sidecar",
+    help="Serve this GPU host's metrics on :8090 (the smartqueue-sidecar program; --help lists "
+    "its options).",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def sidecar_command(ctx: typer.Context) -> None:
+    """Pass the arguments to smartqueue-sidecar, imported only now: it runs on GPU hosts."""
+    try:
+        from smartqueue_sidecar.cli import main as sidecar_main
+    except ImportError as error:
+        typer.echo(f"error: the GPU sidecar is not installed ({error})", err=True)
+        raise typer.Exit(code=2) from None
+    raise typer.Exit(code=sidecar_main(ctx.args, prog="smartqueue sidecar"))
+
+
 def main() -> None:
     """Entry point of the `smartqueue` console script."""
     app()

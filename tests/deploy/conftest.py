@@ -15,6 +15,8 @@ COMPOSE_FILE = REPO / "compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 NGINX_CONFIG = REPO / "deploy" / "nginx" / "smartqueue.conf"
+SIDECAR_DOCKERFILE = REPO / "deploy" / "sidecar" / "Dockerfile"
+SIDECAR_UNIT = REPO / "deploy" / "systemd" / "smartqueue-sidecar.service"
 
 Service = dict[str, Any]
 

@@ -34,6 +34,7 @@ TOP_LEVEL_KEYS = frozenset({"name", "services", "networks", "volumes", "configs"
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period"})
 DURATION = re.compile(r"(?:\d+(?:us|ms|s|m|h))+")
 PINNED_TAG = re.compile(r"\d+\.\d+\.\d+(?:-[a-z0-9.]+)?")
+ALL_SERVICES = ["redis", "smartqueue", "nginx", "sidecar"]
 EXPECTED_WAITS = {"smartqueue": {"redis"}, "nginx": {"smartqueue"}}
 
 
@@ -53,18 +54,21 @@ def test_compose_top_level_has_no_obsolete_version_key(compose: dict[str, Any]) 
     assert set(compose) <= TOP_LEVEL_KEYS
 
 
-def test_compose_services_are_redis_smartqueue_and_nginx(services: dict[str, Service]) -> None:
-    assert set(services) == {"redis", "smartqueue", "nginx"}
+def test_compose_services_are_the_stack_and_the_gpu_host_sidecar(
+    services: dict[str, Service],
+) -> None:
+    assert set(services) == {"redis", "smartqueue", "nginx", "sidecar"}
+    assert [name for name, service in services.items() if "profiles" in service] == ["sidecar"]
 
 
-@pytest.mark.parametrize("name", ["redis", "smartqueue", "nginx"])
+@pytest.mark.parametrize("name", ALL_SERVICES)
 def test_compose_service_keys_are_compose_spec_attributes(
     services: dict[str, Service], name: str
 ) -> None:
     assert set(services[name]) <= SERVICE_KEYS, set(services[name]) - SERVICE_KEYS
 
 
-@pytest.mark.parametrize("name", ["redis", "smartqueue", "nginx"])
+@pytest.mark.parametrize("name", ALL_SERVICES)
 def test_compose_image_tag_is_a_pinned_version(services: dict[str, Service], name: str) -> None:
     repository, _, tag = services[name]["image"].partition(":")
     assert repository
@@ -77,12 +81,12 @@ def test_compose_built_image_tag_matches_package_version(services: dict[str, Ser
     assert services["smartqueue"]["image"] == f"smartqueue:{version}"
 
 
-@pytest.mark.parametrize("name", ["redis", "smartqueue", "nginx"])
+@pytest.mark.parametrize("name", ALL_SERVICES)
 def test_compose_restart_policy_is_unless_stopped(services: dict[str, Service], name: str) -> None:
     assert services[name]["restart"] == "unless-stopped"
 
 
-@pytest.mark.parametrize("name", ["redis", "smartqueue", "nginx"])
+@pytest.mark.parametrize("name", ALL_SERVICES)
 def test_compose_healthcheck_present_with_timings(services: dict[str, Service], name: str) -> None:
     check = services[name]["healthcheck"]
     assert set(check) <= HEALTHCHECK_KEYS
@@ -123,8 +127,13 @@ def test_redis_healthcheck_requires_pong(services: dict[str, Service]) -> None:
     assert "PONG" in healthcheck_words(services["redis"])
 
 
-def test_compose_only_nginx_publishes_ports(services: dict[str, Service]) -> None:
-    assert [name for name, service in services.items() if "ports" in service] == ["nginx"]
+def test_compose_only_nginx_and_gpu_host_sidecar_publish_ports(
+    services: dict[str, Service],
+) -> None:
+    # The sidecar runs on a GPU host, where the queue on another host must reach it.
+    publishing = [name for name, service in services.items() if "ports" in service]
+    assert publishing == ["nginx", "sidecar"]
+    assert services["sidecar"]["ports"] == ["8090:8090"]
     assert services["smartqueue"]["expose"] == ["8091"]
 
 

@@ -1,0 +1,1 @@
+"""The GPU sources: NVML (NVIDIA), amdsmi and sysfs (AMD), each a `GpuSource`."""
