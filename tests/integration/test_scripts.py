@@ -1,0 +1,142 @@
+"""The Lua scripts on their own, against a real redis-server: every key declared, the lifecycle
+guard, ownership of an entry, and TAKE's re-read of the breaker."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from smartqueue.models import JobStatus, Priority
+from smartqueue.store import scripts
+from smartqueue.store.keys import GROUP, Keys
+from smartqueue.store.scripts import NAMES, Change, Held, Scripts, load_source
+from tests.support.redis_server import RedisServer
+
+# A key argument of redis.call built by concatenation, or a key name taken apart.
+KEY_BUILDING = re.compile(r"redis\.call\('\w+',\s*[^,)]*\.\.|string\.match\(\s*(record|key)")
+
+
+@pytest.fixture
+def runner(redis_client: aioredis.Redis) -> Scripts:
+    """Every script, registered on the test server."""
+    return Scripts(redis_client)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_script_builds_no_key_name_inside_redis(name: str) -> None:
+    source = load_source(name)
+    assert not KEY_BUILDING.search(source), f"{name}.lua builds or parses a key name"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_script_opens_with_named_locals_for_its_inputs(name: str) -> None:
+    body = load_source(name).split("\n")
+    own = body[body.index(next(line for line in body if line.startswith("-- ") and
+                                not line.startswith("-- needs")
+                                and load_source(name).count(line) == 1)):]  # fmt: skip
+    uses = [line for line in own if re.search(r"(KEYS|ARGV)\[\d+\]", line)]
+    assert all(line.startswith("local ") for line in uses), uses
+
+
+async def _record(client: aioredis.Redis, keys: Keys, job_id: str, status: str) -> None:
+    await client.hset(
+        keys.job(job_id),
+        mapping={"status": status, "route": "r", "priority": "normal", "created_at": "1"},
+    )
+
+
+def _cancel(keys: Keys, job_id: str) -> scripts.ScriptCall:
+    return scripts.cancel(
+        record=keys.job(job_id), stream=keys.stream(Priority.NORMAL, "r"),
+        delayed=keys.delayed, events=keys.events(job_id), job_id=job_id,
+        channel=keys.done_channel, change=Change(JobStatus.CANCELLED, 60),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "cancels"),
+    [("queued", True), ("processing", True), ("retrying", True), ("completed", False),
+     ("dead", False), ("cancelled", False)],
+)  # fmt: skip
+async def test_lifecycle_guard_lets_cancel_through_only_before_the_end(
+    runner: Scripts, redis_client: aioredis.Redis, key_prefix: str, status: str, cancels: bool
+) -> None:
+    keys = Keys(key_prefix)
+    await _record(redis_client, keys, "job1", status)
+
+    previous = await runner.run(_cancel(keys, "job1"))
+
+    assert (previous == status.encode()) is cancels
+    expected = "cancelled" if cancels else status
+    assert await redis_client.hget(keys.job("job1"), "status") == expected.encode()
+
+
+async def test_ownership_refuses_a_commit_from_a_consumer_that_does_not_hold_the_entry(
+    runner: Scripts, redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    stream = keys.stream(Priority.NORMAL, "r")
+    await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    added = await redis_client.xadd(stream, {"job_id": "job1"})
+    entry = added.decode() if isinstance(added, bytes) else added
+    await redis_client.xreadgroup(GROUP, "holder", {stream: ">"}, count=1)
+    await _record(redis_client, keys, "job1", "processing")
+
+    def finish(consumer: str) -> scripts.ScriptCall:
+        return scripts.finish(
+            record=keys.job("job1"), slots_key=keys.slots("g"), events=keys.events("job1"),
+            held=Held(stream, GROUP, consumer, entry, "job1"), channel=keys.done_channel,
+            change=Change(JobStatus.COMPLETED, 60, {"result": "x"}),
+        )  # fmt: skip
+
+    assert not await runner.run(finish("intruder"))
+    assert await redis_client.hget(keys.job("job1"), "status") == b"processing"
+    assert await runner.run(finish("holder")) == b"processing"
+    assert await redis_client.hget(keys.job("job1"), "status") == b"completed"
+    assert await redis_client.xlen(stream) == 0, "the handled entry is deleted"
+
+
+@pytest.mark.parametrize(
+    ("state", "probe", "takes"),
+    [("closed", False, True), ("open", False, False), ("half_open", False, False),
+     ("half_open", True, True)],
+)  # fmt: skip
+async def test_take_rereads_the_breaker_in_the_same_step(
+    runner: Scripts, redis_client: aioredis.Redis, key_prefix: str, state: str, probe: bool,
+    takes: bool,
+) -> None:  # fmt: skip
+    keys = Keys(key_prefix)
+    stream = keys.stream(Priority.NORMAL, "r")
+    await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    await redis_client.xadd(stream, {"job_id": "job1"})
+    await redis_client.hset(keys.breaker("g"), mapping={"state": state, "version": 1})
+
+    reply = await runner.run(scripts.take(
+        slots_key=keys.slots("g"), breaker=keys.breaker("g"), streams=[stream], group=GROUP,
+        consumer="c1", slots=1, lease_ms=60_000, aging_ms=60_000, probe=probe, ranks=[1],
+    ))  # fmt: skip
+
+    assert bool(reply) is takes
+    assert await redis_client.zcard(keys.slots("g")) == (1 if takes else 0)
+
+
+def test_every_key_of_a_deployment_shares_one_hash_tag() -> None:
+    keys = Keys("sq")
+    names = [keys.stream(Priority.NORMAL, "r"), keys.job("j"), keys.events("j"), keys.dlq,
+             keys.delayed, keys.wake, keys.slots("g"), keys.breaker("g"), keys.consumers,
+             keys.consumer("c"), keys.idempotency("d")]  # fmt: skip
+    assert all(name.startswith("{sq}:") for name in names)
+
+
+async def test_scripts_load_on_a_fresh_server(redis_server: RedisServer) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        loaded = Scripts(client)
+        reply = await loaded.run(scripts.depths(streams=["{x}:none"], group=GROUP))
+        assert reply == [0]
+    finally:
+        await client.aclose()
+    assert time.time() > 0
