@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     ceiling_low: int = Field(default=30, ge=1, description="low is refused from this depth")
     ceiling_normal: int = Field(default=40, ge=1)
     ceiling_high: int = Field(default=50, ge=1)
+    queue_max_depth: int = Field(
+        default=10_000, ge=1, description="jobs waiting over all routes: refused from here"
+    )
 
     # Jobs.
     max_retries: int = Field(default=3, ge=0)
@@ -200,8 +203,14 @@ class Settings(BaseSettings):
     retry_cap_s: float = Field(default=60.0, gt=0)
     idle_poll_s: float = Field(default=0.5, gt=0)
     maintenance_interval_s: float = Field(default=0.25, gt=0)
+    reconcile_interval_s: float = Field(
+        default=60.0, gt=0, description="how often the depth counters are checked"
+    )
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     connect_timeout_s: float = Field(default=3.0, gt=0)
 
     # Redis client.
     redis_timeout_s: float = Field(default=1.0, gt=0)
+    redis_max_connections: int = Field(
+        default=512, ge=8, description="connections per replica; past it calls wait briefly"
+    )

@@ -42,7 +42,7 @@ class Maintenance:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Every maintenance interval until `stopping` is set."""
-        last_heartbeat = 0.0
+        last_heartbeat = last_reconcile = 0.0
         while not await wait_or_stop(stopping, self.settings.maintenance_interval_s):
             now = time.time()
             try:
@@ -50,8 +50,16 @@ class Maintenance:
                 if now - last_heartbeat >= self.settings.heartbeat_interval_s:
                     await self.heartbeat(now)
                     last_heartbeat = now
+                if now - last_reconcile >= self.settings.reconcile_interval_s:
+                    await self.reconcile()
+                    last_reconcile = now
             except StoreUnavailable as error:
                 log.warning("maintenance: store unavailable", extra={"error": error.message})
+
+    async def reconcile(self) -> None:
+        """Bring the depth counters back to what the streams hold, should they drift."""
+        if fixed := await self.store.claims.reconcile_counts():
+            log.warning("depth counters corrected", extra={"streams": fixed})
 
     async def tick(self, now: float) -> None:
         """One round: due retries, expiry, reclaim."""

@@ -118,12 +118,15 @@ class EnqueueResponse(BaseModel):
 
 
 class DepthView(BaseModel):
-    """Jobs waiting for dispatch, per priority."""
+    """Jobs waiting for dispatch, per priority, and per route and priority."""
 
     high: int
     normal: int
     low: int
     total: int
+    by_route: dict[str, dict[Priority, int]] = Field(
+        default_factory=dict, description="Admission counts each route on its own"
+    )
 
 
 class Thresholds(BaseModel):

@@ -18,6 +18,7 @@ class Backpressure:
     overload_depth: int
     open_depth: int
     ceilings: dict[Priority, int]
+    max_depth: int = 10_000  # over all routes, guarding Redis memory
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backpressure:
@@ -31,6 +32,7 @@ class Backpressure:
                 Priority.NORMAL: settings.ceiling_normal,
                 Priority.LOW: settings.ceiling_low,
             },
+            max_depth=settings.queue_max_depth,
         )
 
     def ceiling(self, priority: Priority) -> int:

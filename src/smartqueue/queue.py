@@ -36,6 +36,7 @@ class Admission:
     job_id: str | None = None
     duplicate: bool = False
     position: int | None = None
+    everywhere_full: bool = False  # refused by the ceiling over all routes, not the route's
 
     @property
     def queue_depth(self) -> int:
@@ -118,3 +119,4 @@ class StoredJob:
     retry_of: str | None = None
     retried_as: str | None = None
     entry: str | None = None  # its stream entry while queued
+    seq: int | None = None  # its stream's entered counter when it entered (for its position)

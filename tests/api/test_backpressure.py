@@ -8,10 +8,9 @@ import json
 import httpx
 import pytest
 
-from smartqueue.models import Priority
+from smartqueue.queue import Lease
 from smartqueue.store import Store
 from tests.api.conftest import CHAT
-from tests.support.entries import read_entry
 
 
 async def submit(client: httpx.AsyncClient, priority: str = "normal") -> httpx.Response:
@@ -88,8 +87,9 @@ async def test_backpressure_retry_after_follows_the_measured_drain_rate(
 ) -> None:
     await fill(client, 50)
     first = await submit(client)  # depth 50: the queue is open, and the drain is sampled
-    for _ in range(5):  # five jobs leave the queue (as consumers would take them)
-        await read_entry(store.redis, store.keys.stream(Priority.HIGH, "default"))
+    lease = Lease(lease_ms=60_000, aging_ms=60_000)
+    for _ in range(5):  # five jobs leave the queue (as consumers take them)
+        await store.claims.take("amdpve", slots=10, routes=["default"], consumer="c1", lease=lease)
     await asyncio.sleep(1.1)
 
     refused = await submit(client)  # depth 45: 6 over the ceiling at about 5 jobs/s

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from smartqueue.models import JobStatus, Priority
 from smartqueue.store import scripts
-from smartqueue.store.keys import GROUP, Keys
+from smartqueue.store.keys import GROUP, Counter, Keys
 from smartqueue.store.scripts import NAMES, Change, Held, Scripts, load_source
 from tests.support.redis_server import RedisServer
 
@@ -51,7 +51,8 @@ async def _record(client: aioredis.Redis, keys: Keys, job_id: str, status: str) 
 def _cancel(keys: Keys, job_id: str) -> scripts.ScriptCall:
     return scripts.cancel(
         record=keys.job(job_id), stream=keys.stream(Priority.NORMAL, "r"),
-        delayed=keys.delayed, events=keys.events(job_id), job_id=job_id,
+        delayed=keys.delayed, events=keys.events(job_id), counts=keys.counts,
+        counter=Counter.of(Priority.NORMAL, "r"), job_id=job_id,
         channel=keys.done_channel, change=Change(JobStatus.CANCELLED, 60),
     )  # fmt: skip
 
@@ -115,8 +116,9 @@ async def test_take_rereads_the_breaker_in_the_same_step(
     await redis_client.hset(keys.breaker("g"), mapping={"state": state, "version": 1})
 
     reply = await runner.run(scripts.take(
-        slots_key=keys.slots("g"), breaker=keys.breaker("g"), streams=[stream], group=GROUP,
-        consumer="c1", slots=1, lease_ms=60_000, aging_ms=60_000, probe=probe, ranks=[1],
+        slots_key=keys.slots("g"), breaker=keys.breaker("g"), counts=keys.counts,
+        streams=[(stream, Counter.of(Priority.NORMAL, "r"), 1)], group=GROUP, consumer="c1",
+        slots=1, lease_ms=60_000, aging_ms=60_000, probe=probe,
     ))  # fmt: skip
 
     assert bool(reply) is takes
@@ -135,8 +137,8 @@ async def test_scripts_load_on_a_fresh_server(redis_server: RedisServer) -> None
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         loaded = Scripts(client)
-        reply = await loaded.run(scripts.depths(streams=["{x}:none"], group=GROUP))
-        assert reply == [0]
+        reply = await loaded.run(scripts.reconcile(counts="{x}:counts", streams=[], group=GROUP))
+        assert reply == 0
     finally:
         await client.aclose()
     assert time.time() > 0

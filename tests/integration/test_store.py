@@ -64,7 +64,7 @@ async def test_job_enqueued_before_the_group_exists_is_read_by_a_later_consumer(
     store: Store,
 ) -> None:
     job = new_job()
-    assert (await store.submissions.enqueue(job, ceiling=40)).accepted
+    assert (await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)).accepted
 
     await store.ensure_groups()
     entry = await take(store, job)
@@ -85,12 +85,69 @@ async def test_depth_counts_waiting_jobs_not_taken_ones(store: Store) -> None:
     await store.ensure_groups()
     jobs = [new_job(priority=Priority.HIGH), new_job(), new_job(route="light")]
     for job in jobs:
-        await store.submissions.enqueue(job, ceiling=40)
+        await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
 
-    await take(store, jobs[1])
+    taken = await claim(store, routes=["default"])  # high first
 
-    assert await store.overview.depths() == {Priority.HIGH: 1, Priority.NORMAL: 1, Priority.LOW: 0}
+    assert taken is not None
+    assert taken.job_id == jobs[0].job_id
+    assert await store.overview.depths() == {Priority.HIGH: 0, Priority.NORMAL: 2, Priority.LOW: 0}
+    assert await store.overview.depths_by_route() == {
+        "default": {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 0},
+        "light": {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 0},
+        **{route: dict.fromkeys(Priority, 0) for route in store.routes
+           if route not in ("default", "light")},
+    }  # fmt: skip
     assert await store.overview.in_flight() == 1
+
+
+async def test_depth_counters_drifted_by_hand_are_reconciled_with_the_streams(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    await store.ensure_groups()
+    for _ in range(3):
+        await store.submissions.enqueue(new_job(), ceiling=40, everywhere_ceiling=10_000)
+    await redis_client.delete(store.keys.counts)  # e.g. restored from an older file
+    assert await store.overview.depths() == dict.fromkeys(Priority, 0)
+
+    assert await store.claims.reconcile_counts() == 1
+
+    assert await store.overview.depths() == {Priority.HIGH: 0, Priority.NORMAL: 3, Priority.LOW: 0}
+    assert await store.claims.reconcile_counts() == 0
+
+
+async def test_admission_is_per_route_so_a_full_route_blocks_no_other(store: Store) -> None:
+    await store.ensure_groups()
+    for _ in range(3):
+        assert (await store.submissions.enqueue(new_job(route="heavy"), ceiling=3,
+                                                everywhere_ceiling=10_000)).accepted  # fmt: skip
+
+    full = await store.submissions.enqueue(new_job(route="heavy"), ceiling=3,
+                                           everywhere_ceiling=10_000)  # fmt: skip
+    other = await store.submissions.enqueue(new_job(route="light"), ceiling=3,
+                                            everywhere_ceiling=10_000)  # fmt: skip
+    everywhere = await store.submissions.enqueue(new_job(route="light"), ceiling=3,
+                                                 everywhere_ceiling=4)  # fmt: skip
+
+    assert (full.accepted, full.depth) == (False, 3)
+    assert (other.accepted, other.depth, other.position) == (True, 0, 0)
+    assert (everywhere.accepted, everywhere.everywhere_full) == (False, True)
+
+
+async def test_position_of_a_queued_job_counts_the_jobs_of_its_route_before_it(
+    store: Store,
+) -> None:
+    await store.ensure_groups()
+    jobs = [new_job() for _ in range(4)] + [new_job(priority=Priority.HIGH)]
+    for job in jobs:
+        await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
+    await claim(store, routes=["default"])  # takes the high one
+    await claim(store, routes=["default"])  # and the first normal one
+
+    positions = [await store.jobs.position(await store.jobs.get(job.job_id))  # type: ignore[arg-type]
+                 for job in jobs]  # fmt: skip
+
+    assert positions == [None, 0, 1, 2, None]
 
 
 async def test_queued_record_has_no_ttl_and_terminal_record_gets_its_own(
@@ -99,7 +156,7 @@ async def test_queued_record_has_no_ttl_and_terminal_record_gets_its_own(
     await store.ensure_groups()
     done, waiting = new_job(), new_job()
     for job in (done, waiting):
-        await store.submissions.enqueue(job, ceiling=40)
+        await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
 
     taken = await claim(store, routes=["default"], slots=4, lease=LEASE)
     assert taken is not None
@@ -117,7 +174,7 @@ async def test_lifecycle_guard_keeps_a_terminal_status_and_never_moves_backwards
 ) -> None:
     await store.ensure_groups()
     job = new_job()
-    await store.submissions.enqueue(job, ceiling=40)
+    await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
     taken = await claim(store, routes=["default"], slots=4, lease=LEASE)
     assert taken is not None
     assert (await store.jobs.get(job.job_id)).status is JobStatus.PROCESSING  # type: ignore[union-attr]
@@ -140,7 +197,7 @@ async def test_start_script_moves_only_a_queued_job_to_processing(
     """START is the guard between taking an entry and running it: a cancelled job never runs."""
     await store.ensure_groups()
     job = new_job()
-    await store.submissions.enqueue(job, ceiling=40)
+    await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
     entry = await take(store, job)
     await redis_client.hset(store.keys.job(job.job_id), "status", "cancelled")
     held = Held(store.keys.stream(job.priority, job.route), GROUP, "c1", entry.entry_id,
@@ -157,7 +214,7 @@ async def test_start_script_moves_only_a_queued_job_to_processing(
 async def test_cancel_queued_removes_the_entry_so_it_never_runs(store: Store) -> None:
     await store.ensure_groups()
     job = new_job()
-    await store.submissions.enqueue(job, ceiling=40)
+    await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
 
     assert await store.jobs.cancel(job.job_id, now=time.time()) is JobStatus.QUEUED
     assert await store.jobs.cancel(job.job_id, now=time.time()) is None
@@ -183,7 +240,7 @@ async def dead_letter(store: Store, job: NewJob) -> str:
 async def test_dead_letter_records_reason_and_deletes_the_handled_entry(store: Store) -> None:
     await store.ensure_groups()
     job = new_job(route="light")
-    await store.submissions.enqueue(job, ceiling=40)
+    await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
 
     await dead_letter(store, job)
 
@@ -201,7 +258,7 @@ async def test_dead_letter_records_reason_and_deletes_the_handled_entry(store: S
 async def test_dlq_retry_called_twice_at_once_requeues_exactly_once(store: Store) -> None:
     await store.ensure_groups()
     job = new_job(route="heavy")
-    await store.submissions.enqueue(job, ceiling=40)
+    await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
     dlq_id = await dead_letter(store, job)
 
     results = await asyncio.gather(
@@ -223,7 +280,7 @@ async def test_dlq_move_costs_the_same_with_a_long_queue(store: Store) -> None:
     """The DLQ move is one XADD: it reads nothing proportional to the queue."""
     await store.ensure_groups()
     target = new_job()
-    await store.submissions.enqueue(target, ceiling=40)
+    await store.submissions.enqueue(target, ceiling=40, everywhere_ceiling=10_000)
     pipe = store.redis.pipeline(transaction=False)
     for _ in range(10_000):
         pipe.xadd(store.keys.stream(Priority.NORMAL, "default"), {"job_id": "filler"})
@@ -250,7 +307,7 @@ async def test_dlq_unknown_or_malformed_entry_is_not_found(store: Store) -> None
 async def test_dispatched_total_counts_entries_delivered_to_consumers(store: Store) -> None:
     await store.ensure_groups()
     for route in ("default", "light", "default"):
-        await store.submissions.enqueue(new_job(route=route), ceiling=40)
+        await store.submissions.enqueue(new_job(route=route), ceiling=40, everywhere_ceiling=10_000)
 
     before = await store.overview.dispatched_total()
     await claim(store, routes=["default", "light"], slots=4, lease=LEASE)
@@ -268,7 +325,7 @@ async def test_take_rereads_the_breaker_so_an_open_gpu_gets_nothing(
     store: Store, state: str, probe: bool, takes: bool
 ) -> None:
     await store.ensure_groups()
-    await store.submissions.enqueue(new_job(), ceiling=40)
+    await store.submissions.enqueue(new_job(), ceiling=40, everywhere_ceiling=10_000)
     breaker = Breaker(BreakerState(state), failures=3, opened_at=time.time(),
                       probe_deadline=time.time() + 60)  # fmt: skip
     assert await store.breakers.compare_and_set("amdpve", breaker, version="0")
@@ -281,7 +338,7 @@ async def test_take_rereads_the_breaker_so_an_open_gpu_gets_nothing(
 async def test_take_recreates_lost_consumer_groups(store: Store) -> None:
     await store.ensure_groups()
     job = new_job()
-    await store.submissions.enqueue(job, ceiling=40)
+    await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
     for stream in store.keys.streams(store.routes):
         await store.redis.xgroup_destroy(stream, GROUP)
 
@@ -293,7 +350,7 @@ async def test_take_recreates_lost_consumer_groups(store: Store) -> None:
 
 async def test_renew_restores_a_slot_lease_that_expired_meanwhile(store: Store) -> None:
     await store.ensure_groups()
-    await store.submissions.enqueue(new_job(), ceiling=40)
+    await store.submissions.enqueue(new_job(), ceiling=40, everywhere_ceiling=10_000)
     short = Lease(lease_ms=50, aging_ms=30_000)
     taken = await claim(store, routes=["default"], slots=1, lease=short)
     assert taken is not None
@@ -307,7 +364,7 @@ async def test_renew_restores_a_slot_lease_that_expired_meanwhile(store: Store) 
 async def test_cancel_after_a_retry_removes_the_current_entry(store: Store) -> None:
     await store.ensure_groups()
     job = new_job()
-    await store.submissions.enqueue(job, ceiling=40)
+    await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
     taken = await claim(store, routes=["default"], slots=4, lease=LEASE)
     assert taken is not None
     await store.claims.retry_later(taken, consumer="c1", due_ms=0, updates={"attempts": 1})

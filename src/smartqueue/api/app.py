@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ def create_app(settings: Settings, fleet: FleetConfig) -> FastAPI:
         except StoreUnavailable as error:
             log.warning("starting without Redis", extra={"error": error.message})
         async with services.running():
+            gc.freeze()  # what start-up built lives for good: full collections skip it
             yield
 
     app = FastAPI(

@@ -7,6 +7,7 @@ GPU's own status and body, or a 503 with Retry-After and the job id when the hol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -25,7 +26,8 @@ from smartqueue.store import Store
 from smartqueue.watch import JobWatch
 
 MAX_RETRY_AFTER_S = 60  # newer OpenAI SDKs don't retry on longer ones
-RECHECK_S = 0.5
+RECHECK_S = 0.5  # how often a held request looks for its client having gone
+REREAD_S = 5.0  # how often it re-reads its job without a notification (one may be lost)
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
@@ -71,17 +73,16 @@ async def wait_for_end(
             record = await store.jobs.get(job_id)
             if record is None or record.status.is_terminal:
                 return record
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            if await request.is_disconnected():
-                await store.jobs.cancel(job_id, now=time.time())
-                return None
+            reread_at = time.monotonic() + REREAD_S
             ended.clear()
-            try:
-                await asyncio.wait_for(ended.wait(), timeout=min(remaining, RECHECK_S))
-            except TimeoutError:
-                continue
+            while not ended.is_set() and time.monotonic() < min(reread_at, deadline):
+                if await request.is_disconnected():
+                    await store.jobs.cancel(job_id, now=time.time())
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), timeout=RECHECK_S)
+            if not ended.is_set() and time.monotonic() >= deadline:
+                return None
 
 
 def answer_from_job(record: StoredJob) -> Response:

@@ -155,14 +155,19 @@ class Admissions:
         """Store the job if backpressure allows (503 + Retry-After otherwise)."""
         pressure = self.backpressure
         ceiling = pressure.ceiling(job.priority)
-        admission = await self.store.submissions.enqueue(job, ceiling=ceiling)
+        admission = await self.store.submissions.enqueue(
+            job, ceiling=ceiling, everywhere_ceiling=pressure.max_depth
+        )
         self.metrics.submissions.labels(job.priority.value, _outcome(admission)).inc()
         warning = pressure.warning(admission.depth)
         drain_per_s = await self.drain_rate() if warning or not admission.accepted else None
+        if admission.everywhere_full:
+            raise QueueFull(f"the queue holds its maximum of {pressure.max_depth} jobs over all "
+                            "routes; retry later", retry_after_s=30)  # fmt: skip
         if not admission.accepted or admission.job_id is None:
             raise QueueFull(
-                f"queue depth {admission.depth} is at the {job.priority.value}-priority ceiling "
-                f"{ceiling}; retry later",
+                f"route {job.route!r} has {admission.depth} jobs waiting, at the "
+                f"{job.priority.value}-priority ceiling {ceiling}; retry later",
                 retry_after_s=pressure.retry_after_s(admission.depth, drain_per_s=drain_per_s),
             )
         if warning and not admission.duplicate:

@@ -15,7 +15,7 @@ from smartqueue.store import scripts
 from smartqueue.store.codec import entry_from_raw, pairs, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
-from smartqueue.store.keys import GROUP
+from smartqueue.store.keys import GROUP, Counter, Keys
 from smartqueue.store.scripts import Arg, Change, DueJob, ExpiredEntry, Held
 
 Candidate = tuple[str, Priority, str]  # stream, priority, route
@@ -60,10 +60,11 @@ class Claims:
         candidates = self.gpu_streams(routes)
         keys = self.context.keys
         call = scripts.take(
-            slots_key=keys.slots(gpu), breaker=keys.breaker(gpu),
-            streams=[stream for stream, _, _ in candidates], group=GROUP, consumer=consumer,
-            slots=slots, lease_ms=lease.lease_ms, aging_ms=lease.aging_ms, probe=probe,
-            ranks=[PRIORITY_ORDER.index(priority) for _, priority, _ in candidates],
+            slots_key=keys.slots(gpu), breaker=keys.breaker(gpu), counts=keys.counts,
+            streams=[(stream, Counter.of(priority, route), PRIORITY_ORDER.index(priority))
+                     for stream, priority, route in candidates],
+            group=GROUP, consumer=consumer, slots=slots, lease_ms=lease.lease_ms,
+            aging_ms=lease.aging_ms, probe=probe,
         )  # fmt: skip
         while True:
             reply = await self._take_entry(call)
@@ -135,7 +136,8 @@ class Claims:
         keys = self.context.keys
         call = scripts.retry_later(
             record=keys.job(job.job_id), slots_key=keys.slots(job.gpu), delayed=keys.delayed,
-            events=keys.events(job.job_id), held=self._held(job, consumer),
+            events=keys.events(job.job_id), counts=keys.counts,
+            counter=Counter.of(job.priority, job.route), held=self._held(job, consumer),
             channel=keys.done_channel, due_ms=due_ms,
             change=Change(JobStatus.RETRYING, 0, updates),
         )  # fmt: skip
@@ -185,12 +187,9 @@ class Claims:
             for job_id in job_ids:
                 pipe.hmget(keys.job(job_id), ["priority", "route"])
             places = await pipe.execute()
-        due = [
-            DueJob(job_id, keys.job(job_id), keys.events(job_id),
-                   keys.stream(Priority(text(priority) or "normal"), text(route) or ""))
-            for job_id, (priority, route) in zip(job_ids, places, strict=True)
-        ]  # fmt: skip
-        call = scripts.move_due(delayed=keys.delayed, wake=keys.wake,
+        due = [_due(keys, job_id, Priority(text(priority) or "normal"), text(route) or "")
+               for job_id, (priority, route) in zip(job_ids, places, strict=True)]  # fmt: skip
+        call = scripts.move_due(delayed=keys.delayed, wake=keys.wake, counts=keys.counts,
                                 channel=keys.done_channel, jobs=due)  # fmt: skip
         return int(await self.context.scripts.run(call))
 
@@ -214,7 +213,8 @@ class Claims:
         for index, entries in by_stream.items():
             stream, priority, route = candidates[index]
             call = scripts.expire(
-                stream=stream, dlq=keys.dlq, group=GROUP, channel=keys.done_channel,
+                stream=stream, dlq=keys.dlq, counts=keys.counts,
+                counter=Counter.of(priority, route), group=GROUP, channel=keys.done_channel,
                 ttl_s=self.context.terminal_ttl_s, now=now, error=error,
                 priority=priority.value, route=route, entries=entries,
             )  # fmt: skip
@@ -249,6 +249,15 @@ class Claims:
         return job, int(reclaims)
 
     @translate_errors
+    async def reconcile_counts(self) -> int:
+        """Set the depth counters to what the streams hold; how many streams were off."""
+        keys = self.context.keys
+        candidates = self.gpu_streams(self.context.routes)
+        streams = [(stream, Counter.of(priority, route)) for stream, priority, route in candidates]
+        call = scripts.reconcile(counts=keys.counts, streams=streams, group=GROUP)
+        return int(await self.context.scripts.run(call))
+
+    @translate_errors
     async def wait_for_work(self, *, timeout_s: float) -> None:
         """Block until a job may be ready (or `timeout_s` passes)."""
         timeout = min(timeout_s, self.context.max_block_ms / 1000)
@@ -263,3 +272,8 @@ class Claims:
                 pipe.zcount(self.context.keys.slots(gpu), now_ms, "+inf")
             counts = await pipe.execute()
         return {gpu: int(count) for gpu, count in zip(gpus, counts, strict=True)}
+
+
+def _due(keys: Keys, job_id: str, priority: Priority, route: str) -> DueJob:
+    return DueJob(job_id, keys.job(job_id), keys.events(job_id), keys.stream(priority, route),
+                  Counter.of(priority, route))  # fmt: skip

@@ -71,6 +71,7 @@ def stored_job(job_id: str, raw: Mapping[bytes, bytes]) -> StoredJob:
         retry_of=fields.get("retry_of") or None,
         retried_as=fields.get("retried_as") or None,
         entry=fields.get("entry") or None,
+        seq=int(fields["seq"]) if fields.get("seq") else None,
     )
 
 

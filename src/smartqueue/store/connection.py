@@ -20,14 +20,21 @@ T = TypeVar("T")
 
 
 def new_client(settings: Settings) -> aioredis.Redis:
-    """A client on `settings.redis_url` that fails fast (no retries) when Redis is down."""
-    return aioredis.Redis.from_url(
+    """A client on `settings.redis_url` that fails fast (no retries) when Redis is down.
+
+    Its pool holds up to `redis_max_connections`; past that a call waits for a free connection
+    (up to the Redis timeout) instead of failing, so a burst of submissions queues briefly.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def translate_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

@@ -12,6 +12,7 @@ from smartqueue.store import scripts
 from smartqueue.store.codec import RawEntries, dlq_entry, entry_from_raw
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
+from smartqueue.store.keys import Counter
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
@@ -47,7 +48,8 @@ class DeadLetters:
         keys = self.context.keys
         call = scripts.dlq_retry(
             dlq=keys.dlq, stream=keys.stream(priority, route), new_record=keys.job(new_job_id),
-            old_record=keys.job(entry.job_id), wake=keys.wake, dlq_entry=entry_id,
+            old_record=keys.job(entry.job_id), wake=keys.wake, counts=keys.counts,
+            counter=Counter.of(priority, route), dlq_entry=entry_id,
             route=route, priority=priority.value, created_at=now, old_job_id=entry.job_id,
             new_job_id=new_job_id, fields=list(entry.job_fields(new_job_id)),
         )  # fmt: skip

@@ -10,7 +10,7 @@ from smartqueue.store import scripts
 from smartqueue.store.codec import stored_job, stored_result, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
-from smartqueue.store.keys import GROUP
+from smartqueue.store.keys import Counter
 
 
 class Jobs:
@@ -39,17 +39,22 @@ class Jobs:
 
     @translate_errors
     async def position(self, job: StoredJob) -> int | None:
-        """Jobs of its route that run before a queued job; None unless it is queued."""
-        if job.status is not JobStatus.QUEUED or job.entry is None:
+        """Jobs of its route that run before a queued job, in O(1); None unless queued.
+
+        Within its own stream: the entries that entered before it minus all that left (exact
+        while jobs leave in order; a job that left from behind it makes it an underestimate).
+        """
+        if job.status is not JobStatus.QUEUED or job.seq is None:
             return None
-        keys, run = self.context.keys, self.context.scripts.run
-        own = keys.stream(job.priority, job.route)
-        ahead = int(await run(scripts.ahead(stream=own, group=GROUP, entry=job.entry)))
-        higher = PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority)]
-        if higher:
-            streams = [keys.stream(priority, job.route) for priority in higher]
-            ahead += sum(int(d) for d in await run(scripts.depths(streams=streams, group=GROUP)))
-        return ahead
+        rank = PRIORITY_ORDER.index(job.priority)
+        counters = [Counter.of(priority, job.route) for priority in PRIORITY_ORDER[: rank + 1]]
+        fields = [name for counter in counters for name in (counter.entered, counter.left)]
+        raw = await self.context.redis.hmget(self.context.keys.counts, fields)
+        values = [int(value or 0) for value in cast(list[bytes | None], raw)]
+        higher = sum(values[i] - values[i + 1] for i in range(0, len(values) - 2, 2))
+        own_depth = values[-2] - values[-1]
+        own = min(max(job.seq - 1 - values[-1], 0), max(own_depth - 1, 0))
+        return higher + own
 
     @translate_errors
     async def cancel(self, job_id: str, *, now: float) -> JobStatus | None:
@@ -63,7 +68,8 @@ class Jobs:
                                 {"completed_at": now, "reason": "cancelled"})  # fmt: skip
         call = scripts.cancel(
             record=keys.job(job_id), stream=keys.stream(Priority(priority), route),
-            delayed=keys.delayed, events=keys.events(job_id), job_id=job_id,
+            delayed=keys.delayed, events=keys.events(job_id), counts=keys.counts,
+            counter=Counter.of(Priority(priority), route), job_id=job_id,
             channel=keys.done_channel, change=change,
         )  # fmt: skip
         previous = await self.context.scripts.run(call)

@@ -79,6 +79,44 @@ class Keys:
         return f"{self.tag}:breaker:{gpu}"
 
     @property
+    def counts(self) -> str:
+        """Jobs that entered and left each job stream (hash of counters, see `Counter`)."""
+        return f"{self.tag}:counts"
+
+    @property
     def done_channel(self) -> str:
         """Pub/sub channel carrying the id of every job that just ended."""
         return f"{self.tag}:done"
+
+
+@dataclass(frozen=True)
+class Counter:
+    """The fields of the counts hash for one job stream (or all of them: `everywhere`).
+
+    A stream's depth is `in - out`: every script that adds a waiting entry increments `in`,
+    every one that takes, cancels or expires one increments `out`, in the same atomic step. So
+    admission reads a route's depth in O(1) whatever the number of routes, and a job's position
+    is `its seq - out - 1` (seq: the stream's `in` when the job entered).
+    """
+
+    name: str
+
+    @classmethod
+    def of(cls, priority: Priority, route: str) -> Counter:
+        """The counters of the (priority, route) stream."""
+        return cls(f"{priority.value}:{route}")
+
+    @classmethod
+    def everywhere(cls) -> Counter:
+        """The counters over every stream (the global ceiling guards Redis memory)."""
+        return cls("*")
+
+    @property
+    def entered(self) -> str:
+        """Field counting entries added."""
+        return f"in:{self.name}"
+
+    @property
+    def left(self) -> str:
+        """Field counting entries that left (taken, cancelled, expired)."""
+        return f"out:{self.name}"

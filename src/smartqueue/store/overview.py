@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from redis.exceptions import ResponseError
 
 from smartqueue.models import PRIORITY_ORDER, Priority
-from smartqueue.store import scripts
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
-from smartqueue.store.keys import GROUP
+from smartqueue.store.keys import GROUP, Counter
 
 
 class Overview:
@@ -18,15 +19,23 @@ class Overview:
         self.context = context
 
     @translate_errors
+    async def depths_by_route(self) -> dict[str, dict[Priority, int]]:
+        """Jobs waiting for dispatch per route and priority (from the counters: one read)."""
+        pairs = [(route, priority) for route in self.context.routes for priority in PRIORITY_ORDER]
+        counters = [Counter.of(priority, route) for route, priority in pairs]
+        fields = [name for counter in counters for name in (counter.entered, counter.left)]
+        raw = cast(list[bytes | None], await self.context.redis.hmget(self.context.keys.counts,
+                                                                      fields))  # fmt: skip
+        values = [int(value or 0) for value in raw]
+        depths: dict[str, dict[Priority, int]] = {route: {} for route in self.context.routes}
+        for index, (route, priority) in enumerate(pairs):
+            depths[route][priority] = max(0, values[2 * index] - values[2 * index + 1])
+        return depths
+
     async def depths(self) -> dict[Priority, int]:
-        """Jobs waiting for dispatch, per priority."""
-        routes = self.context.routes
-        call = scripts.depths(streams=self.context.keys.streams(routes), group=GROUP)
-        per_stream = await self.context.scripts.run(call)
-        totals = dict.fromkeys(PRIORITY_ORDER, 0)
-        for index, depth in enumerate(per_stream):
-            totals[PRIORITY_ORDER[index // len(routes)]] += int(depth)
-        return totals
+        """Jobs waiting for dispatch, per priority (all routes)."""
+        by_route = await self.depths_by_route()
+        return {p: sum(route[p] for route in by_route.values()) for p in PRIORITY_ORDER}
 
     @translate_errors
     async def in_flight(self) -> int:

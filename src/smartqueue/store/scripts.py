@@ -16,12 +16,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from smartqueue.models import JobStatus, sources_of
+from smartqueue.store.keys import Counter
 
 Arg = str | bytes | int | float  # one script argument
 
-NAMES = ("ahead", "breaker_cas", "cancel", "dead_letter", "depths", "dlq_retry", "enqueue",
-         "expire", "expiring", "finish", "move_due", "renew", "retry_later", "start",
-         "take")  # fmt: skip
+NAMES = ("breaker_cas", "cancel", "dead_letter", "dlq_retry", "enqueue", "expire", "expiring",
+         "finish", "move_due", "reconcile", "renew", "retry_later", "start", "take")  # fmt: skip
+EVERYWHERE = Counter.everywhere()
 
 _NEEDS = re.compile(r"^-- needs: (.+)$", re.MULTILINE)
 
@@ -102,43 +103,49 @@ class Held:
 
 
 def enqueue(
-    *, streams: list[str], target: int, record: str, wake: str, idempotency: str | None,
-    group: str, ceiling: int, job_id: str, payload: bytes, headers: str, route: str,
-    priority: str, created_at: float, idempotency_ttl_s: int, path: str, ahead: list[int],
+    *, stream: str, record: str, wake: str, counts: str, idempotency: str | None, job_id: str,
+    payload: bytes, headers: str, route: str, priority: str, created_at: float,
+    idempotency_ttl_s: int, path: str, ceiling: int, everywhere_ceiling: int, counter: Counter,
+    route_counters: list[tuple[Counter, bool]],
 ) -> ScriptCall:  # fmt: skip
-    """enqueue.lua: `target` and `ahead` are 1-based indices into `streams`."""
-    keys = [*streams, record, wake, *([idempotency] if idempotency else [])]
-    args: list[Arg] = [group, len(streams), target, ceiling, job_id, payload, headers, route,
-                       priority, created_at, idempotency_ttl_s, path, *ahead]  # fmt: skip
+    """enqueue.lua: `route_counters` are the route's streams, each flagged when it runs first."""
+    keys = [stream, record, wake, counts, *([idempotency] if idempotency else [])]
+    args: list[Arg] = [job_id, payload, headers, route, priority, created_at, idempotency_ttl_s,
+                       path, ceiling, everywhere_ceiling, counter.entered, EVERYWHERE.entered,
+                       EVERYWHERE.left]  # fmt: skip
+    for route_counter, ahead in route_counters:
+        args += [route_counter.entered, route_counter.left, "1" if ahead else "0"]
     return ScriptCall("enqueue", keys, args)
 
 
-def depths(*, streams: list[str], group: str) -> ScriptCall:
-    """depths.lua."""
-    return ScriptCall("depths", streams, [group])
-
-
-def ahead(*, stream: str, group: str, entry: str) -> ScriptCall:
-    """ahead.lua."""
-    return ScriptCall("ahead", [stream], [group, entry])
+def reconcile(*, counts: str, streams: list[tuple[str, Counter]], group: str) -> ScriptCall:
+    """reconcile.lua."""
+    args: list[Arg] = [group, EVERYWHERE.entered, EVERYWHERE.left]
+    for _, counter in streams:
+        args += [counter.entered, counter.left]
+    return ScriptCall("reconcile", [counts, *(stream for stream, _ in streams)], args)
 
 
 def cancel(
-    *, record: str, stream: str, delayed: str, events: str, job_id: str, channel: str,
-    change: Change,
+    *, record: str, stream: str, delayed: str, events: str, counts: str, counter: Counter,
+    job_id: str, channel: str, change: Change,
 ) -> ScriptCall:  # fmt: skip
     """cancel.lua."""
-    return ScriptCall("cancel", [record, stream, delayed, events],
-                      [job_id, channel, *change.args()])  # fmt: skip
+    return ScriptCall("cancel", [record, stream, delayed, events, counts],
+                      [job_id, channel, counter.left, EVERYWHERE.left,
+                       *change.args()])  # fmt: skip
 
 
 def take(
-    *, slots_key: str, breaker: str, streams: Sequence[str], group: str, consumer: str,
-    slots: int, lease_ms: int, aging_ms: int, probe: bool, ranks: list[int],
+    *, slots_key: str, breaker: str, counts: str, streams: Sequence[tuple[str, Counter, int]],
+    group: str, consumer: str, slots: int, lease_ms: int, aging_ms: int, probe: bool,
 ) -> ScriptCall:  # fmt: skip
-    """take.lua: one priority rank per stream."""
-    args: list[Arg] = [group, consumer, slots, lease_ms, aging_ms, "1" if probe else "0", *ranks]
-    return ScriptCall("take", [slots_key, breaker, *streams], args)
+    """take.lua: per candidate stream its counter and priority rank (0 = high)."""
+    args: list[Arg] = [group, consumer, slots, lease_ms, aging_ms, "1" if probe else "0",
+                       EVERYWHERE.left]  # fmt: skip
+    for _, counter, rank in streams:
+        args += [rank, counter.left]
+    return ScriptCall("take", [slots_key, breaker, counts, *(s for s, _, _ in streams)], args)
 
 
 def start(
@@ -169,12 +176,13 @@ def finish(
 
 
 def retry_later(
-    *, record: str, slots_key: str, delayed: str, events: str, held: Held, channel: str,
-    due_ms: int, change: Change,
+    *, record: str, slots_key: str, delayed: str, events: str, counts: str, counter: Counter,
+    held: Held, channel: str, due_ms: int, change: Change,
 ) -> ScriptCall:  # fmt: skip
-    """retry_later.lua."""
-    return ScriptCall("retry_later", [record, held.stream, slots_key, delayed, events],
-                      [*_held_args(held, channel), due_ms, *change.args()])  # fmt: skip
+    """retry_later.lua: `counter` is the stream's, for a job taken but never started."""
+    return ScriptCall("retry_later", [record, held.stream, slots_key, delayed, events, counts],
+                      [*_held_args(held, channel), due_ms, counter.entered, EVERYWHERE.entered,
+                       *change.args()])  # fmt: skip
 
 
 def dead_letter(
@@ -188,14 +196,14 @@ def dead_letter(
 
 
 def dlq_retry(
-    *, dlq: str, stream: str, new_record: str, old_record: str, wake: str, dlq_entry: str,
-    route: str, priority: str, created_at: float, old_job_id: str, new_job_id: str,
-    fields: list[Arg],
+    *, dlq: str, stream: str, new_record: str, old_record: str, wake: str, counts: str,
+    counter: Counter, dlq_entry: str, route: str, priority: str, created_at: float,
+    old_job_id: str, new_job_id: str, fields: list[Arg],
 ) -> ScriptCall:  # fmt: skip
     """dlq_retry.lua."""
-    return ScriptCall("dlq_retry", [dlq, stream, new_record, old_record, wake],
+    return ScriptCall("dlq_retry", [dlq, stream, new_record, old_record, wake, counts],
                       [dlq_entry, route, priority, created_at, old_job_id, new_job_id,
-                       *fields])  # fmt: skip
+                       counter.entered, EVERYWHERE.entered, *fields])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -206,14 +214,19 @@ class DueJob:
     record: str
     events: str
     stream: str
+    counter: Counter
 
 
-def move_due(*, delayed: str, wake: str, channel: str, jobs: list[DueJob]) -> ScriptCall:
+def move_due(
+    *, delayed: str, wake: str, counts: str, channel: str, jobs: list[DueJob]
+) -> ScriptCall:
     """move_due.lua."""
-    keys = [delayed, wake]
+    keys = [delayed, wake, counts]
+    args: list[Arg] = [channel, EVERYWHERE.entered]
     for job in jobs:
         keys += [job.record, job.events, job.stream]
-    return ScriptCall("move_due", keys, [channel, *(job.job_id for job in jobs)])
+        args += [job.job_id, job.counter.entered]
+    return ScriptCall("move_due", keys, args)
 
 
 def expiring(*, streams: list[str], group: str, cutoff_ms: int, limit: int) -> ScriptCall:
@@ -232,12 +245,13 @@ class ExpiredEntry:
 
 
 def expire(
-    *, stream: str, dlq: str, group: str, channel: str, ttl_s: int, now: float, error: str,
-    priority: str, route: str, entries: list[ExpiredEntry],
+    *, stream: str, dlq: str, counts: str, counter: Counter, group: str, channel: str,
+    ttl_s: int, now: float, error: str, priority: str, route: str, entries: list[ExpiredEntry],
 ) -> ScriptCall:  # fmt: skip
     """expire.lua."""
-    keys = [stream, dlq]
-    args: list[Arg] = [group, channel, ttl_s, repr(now), error, priority, route]
+    keys = [stream, dlq, counts]
+    args: list[Arg] = [group, channel, ttl_s, repr(now), error, priority, route, counter.left,
+                       EVERYWHERE.left]  # fmt: skip
     for entry in entries:
         keys += [entry.record, entry.events]
         args += [entry.entry, entry.job_id]

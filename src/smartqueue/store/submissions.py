@@ -10,7 +10,7 @@ from smartqueue.store import scripts
 from smartqueue.store.codec import text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
-from smartqueue.store.keys import GROUP
+from smartqueue.store.keys import Counter
 
 
 class Submissions:
@@ -20,27 +20,32 @@ class Submissions:
         self.context = context
 
     @translate_errors
-    async def enqueue(self, job: NewJob, *, ceiling: int) -> Admission:
-        """Admit and store a job in one atomic step; refused when depth >= `ceiling`."""
+    async def enqueue(self, job: NewJob, *, ceiling: int, everywhere_ceiling: int) -> Admission:
+        """Admit and store a job in one atomic step (one round trip, O(1) in the routes).
+
+        Refused when its route's depth is at `ceiling`, or all routes' at `everywhere_ceiling`.
+        """
         keys, context = self.context.keys, self.context
-        streams = keys.streams(context.routes)
-        before = PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority) + 1]
         digest = job.idempotency_digest
+        rank = PRIORITY_ORDER.index(job.priority)
         call = scripts.enqueue(
-            streams=streams, target=streams.index(keys.stream(job.priority, job.route)) + 1,
-            record=keys.job(job.job_id), wake=keys.wake,
-            idempotency=keys.idempotency(digest) if digest else None, group=GROUP,
-            ceiling=ceiling, job_id=job.job_id, payload=job.payload,
-            headers=json.dumps(job.headers), route=job.route, priority=job.priority.value,
-            created_at=job.created_at, idempotency_ttl_s=context.idempotency_ttl_s,
-            path="" if job.path == DEFAULT_PATH else job.path,
-            ahead=[streams.index(keys.stream(p, job.route)) + 1 for p in before],
+            stream=keys.stream(job.priority, job.route), record=keys.job(job.job_id),
+            wake=keys.wake, counts=keys.counts,
+            idempotency=keys.idempotency(digest) if digest else None, job_id=job.job_id,
+            payload=job.payload, headers=json.dumps(job.headers), route=job.route,
+            priority=job.priority.value, created_at=job.created_at,
+            idempotency_ttl_s=context.idempotency_ttl_s,
+            path="" if job.path == DEFAULT_PATH else job.path, ceiling=ceiling,
+            everywhere_ceiling=everywhere_ceiling, counter=Counter.of(job.priority, job.route),
+            route_counters=[(Counter.of(priority, job.route), index <= rank)
+                            for index, priority in enumerate(PRIORITY_ORDER)],
         )  # fmt: skip
-        code, job_id, depth, position = await context.scripts.run(call)
+        code, job_id, depth, position, refused_by = await context.scripts.run(call)
         return Admission(
             accepted=code != 0,
             depth=int(depth),
             job_id=text(job_id) or None,
             duplicate=code == 2,
-            position=int(position) if int(position) >= 0 else None,
+            position=int(position) if code == 1 else None,
+            everywhere_full=text(refused_by) == "everywhere",
         )

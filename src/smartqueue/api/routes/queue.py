@@ -12,6 +12,7 @@ from smartqueue.api.deps import ServicesDep
 from smartqueue.api.services import Services
 from smartqueue.fleet_state import breaker_policy, read_fleet_state
 from smartqueue.models import (
+    PRIORITY_ORDER,
     BreakerView,
     ConsumerInfo,
     ConsumerList,
@@ -76,11 +77,14 @@ def health_view(services: Services, gpu: str, *, in_use: int, now: float) -> dic
 async def overview(services: ServicesDep) -> QueueOverview:
     """Depth per priority, in-flight and dead-letter counts, thresholds, consumers and GPUs."""
     store, pressure = services.store, services.backpressure
-    depths = await store.overview.depths()
+    by_route = await store.overview.depths_by_route()
+    depths = {p: sum(route[p] for route in by_route.values()) for p in PRIORITY_ORDER}
     for priority, depth in depths.items():
         services.metrics.depth.labels(priority.value).set(depth)
     return QueueOverview(
-        depth=DepthView(**{p.value: d for p, d in depths.items()}, total=sum(depths.values())),
+        depth=DepthView(
+            **{p.value: d for p, d in depths.items()}, total=sum(depths.values()), by_route=by_route
+        ),
         in_flight=await store.overview.in_flight(),
         delayed=await store.overview.delayed(),
         dlq_depth=await store.dlq.length(),

@@ -1,13 +1,16 @@
+-- needs: count
 -- Re-run a dead job exactly once: only the caller that deletes the DLQ entry enqueues.
 -- Returns the new stream entry id, or false when the DLQ entry was already gone.
-local dlq, stream, new_record, old_record, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local dlq, stream, new_record, old_record = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local wake, counts = KEYS[5], KEYS[6]
 local dlq_entry, route, priority, created_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local old_job_id, new_job_id = ARGV[5], ARGV[6]
-local first_field = 7  -- ARGV[7..]: the new stream entry's field/value items
+local old_job_id, new_job_id, entered, everywhere_entered = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local first_field = 9  -- ARGV[9..]: the new stream entry's field/value items
 if redis.call('XDEL', dlq, dlq_entry) == 0 then return false end
 local entry = redis.call('XADD', stream, '*', unpack(ARGV, first_field))
+local seq = count(counts, entered, everywhere_entered)
 redis.call('HSET', new_record, 'status', 'queued', 'route', route, 'priority', priority,
-  'attempts', 0, 'created_at', created_at, 'entry', entry, 'retry_of', old_job_id)
+  'attempts', 0, 'created_at', created_at, 'entry', entry, 'retry_of', old_job_id, 'seq', seq)
 if redis.call('EXISTS', old_record) == 1 then
   redis.call('HSET', old_record, 'retried_as', new_job_id)
 end

@@ -1,40 +1,49 @@
--- needs: depth
--- Admission and enqueue in one step, so concurrent submits never overshoot a ceiling.
--- KEYS: the n job streams, then the record, the wake list and (optional) the idempotency key.
--- Returns {code, job_id, depth on arrival, position}: code 1 accepted, 0 refused, 2 duplicate.
-local group = ARGV[1]
-local n_streams = tonumber(ARGV[2])
-local target = KEYS[tonumber(ARGV[3])]
-local ceiling = tonumber(ARGV[4])
-local job_id, payload, headers = ARGV[5], ARGV[6], ARGV[7]
-local route, priority, created_at = ARGV[8], ARGV[9], ARGV[10]
-local idempotency_ttl_s, path = ARGV[11], ARGV[12]
-local first_ahead = 13  -- ARGV[13..]: indices of the streams whose jobs run before this one
-local record, wake, idempotency = KEYS[n_streams + 1], KEYS[n_streams + 2], KEYS[n_streams + 3]
+-- needs: count
+-- Admission and enqueue in one step, so concurrent submits never overshoot a ceiling. The depth
+-- of the job's route comes from counters (keys.py Counter), so the step costs the same whatever
+-- the number of routes. Returns {code, job_id, route depth on arrival, position, refused by}:
+-- code 1 accepted, 0 refused ('route' or 'everywhere' ceiling), 2 duplicate.
+local stream, record, wake, counts, idempotency = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local job_id, payload, headers = ARGV[1], ARGV[2], ARGV[3]
+local route, priority, created_at = ARGV[4], ARGV[5], ARGV[6]
+local idempotency_ttl_s, path = ARGV[7], ARGV[8]
+local ceiling, everywhere_ceiling = tonumber(ARGV[9]), tonumber(ARGV[10])
+local entered, everywhere_entered, everywhere_left = ARGV[11], ARGV[12], ARGV[13]
+local first_route_stream = 14  -- ARGV[14..]: per stream of the route: entered, left, ahead
 
-local function total_depth()
-  local total = 0
-  for i = 1, n_streams do total = total + stream_depth(KEYS[i], group) end
-  return total
+local function number(value) return tonumber(value) or 0 end
+
+local function route_depths()  -- the route's depth, and the part that runs before this job
+  local depth, ahead = 0, 0
+  for i = first_route_stream, #ARGV, 3 do
+    local n = redis.call('HMGET', counts, ARGV[i], ARGV[i + 1])
+    local waiting = number(n[1]) - number(n[2])
+    depth = depth + waiting
+    if ARGV[i + 2] == '1' then ahead = ahead + waiting end
+  end
+  return depth, ahead
 end
 
+local depth, position = route_depths()
 if idempotency then
   local existing = redis.call('GET', idempotency)
-  if existing then return {2, existing, total_depth(), -1} end
+  if existing then return {2, existing, depth, -1, ''} end
 end
-local depth = total_depth()
-if depth >= ceiling then return {0, '', depth, -1} end
-local position = 0
-for i = first_ahead, #ARGV do position = position + stream_depth(KEYS[tonumber(ARGV[i])], group) end
+if depth >= ceiling then return {0, '', depth, -1, 'route'} end
+local everywhere = redis.call('HMGET', counts, everywhere_entered, everywhere_left)
+if number(everywhere[1]) - number(everywhere[2]) >= everywhere_ceiling then
+  return {0, '', depth, -1, 'everywhere'}
+end
 local fields = {'job_id', job_id, 'payload', payload, 'headers', headers}
 if path ~= '' then
   table.insert(fields, 'path')
   table.insert(fields, path)
 end
-local entry = redis.call('XADD', target, '*', unpack(fields))
+local entry = redis.call('XADD', stream, '*', unpack(fields))
+local seq = count(counts, entered, everywhere_entered)
 redis.call('HSET', record, 'status', 'queued', 'route', route, 'priority', priority,
-  'attempts', 0, 'created_at', created_at, 'entry', entry)
+  'attempts', 0, 'created_at', created_at, 'entry', entry, 'seq', seq)
 if idempotency then redis.call('SET', idempotency, job_id, 'EX', idempotency_ttl_s) end
 redis.call('RPUSH', wake, 1)
 redis.call('LTRIM', wake, -64, -1)
-return {1, job_id, depth, position}
+return {1, job_id, depth, position, ''}

@@ -1,13 +1,13 @@
--- needs: emit, last_delivered
+-- needs: emit, last_delivered, count
 -- Jobs that waited for dispatch past their deadline go dead (reason `expired`) and to the DLQ,
--- in one step. KEYS: job stream, DLQ, then per job its record and event stream. ARGV: group,
--- done channel, ttl s, now s, error json, priority, route, then per job its entry id and job
--- id. An entry that was taken or removed meanwhile is left alone. Returns how many expired.
-local stream, dlq = KEYS[1], KEYS[2]
-local first_job_key, keys_per_job = 3, 2
+-- in one step. KEYS: job stream, DLQ, counts, then per job its record and event stream. The
+-- caller names each job's entry and id. An entry that was taken or removed meanwhile is left
+-- alone. Returns how many expired.
+local stream, dlq, counts = KEYS[1], KEYS[2], KEYS[3]
+local first_job_key, keys_per_job = 4, 2
 local group, channel, ttl_s, now_s, error_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local priority, route = ARGV[6], ARGV[7]
-local first_job_arg, args_per_job = 8, 2
+local priority, route, left, everywhere_left = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local first_job_arg, args_per_job = 10, 2
 
 local last = last_delivered(stream, group) or '0-0'
 local function waiting(entry)  -- still in the stream and never delivered
@@ -28,6 +28,7 @@ for i = first_job_arg, #ARGV, args_per_job do
   local fields = waiting(entry)
   if fields then
     redis.call('XDEL', stream, entry)
+    count(counts, left, everywhere_left)
     if redis.call('HGET', record, 'status') == 'queued' then
       redis.call('HSET', record, 'status', 'dead', 'reason', 'expired', 'error', error_json,
         'completed_at', now_s)

@@ -1,14 +1,14 @@
--- needs: emit
+-- needs: emit, count
 -- Move jobs whose backoff is over back to their stream (retrying -> queued). The caller read
--- the due job ids and where each goes; KEYS: delayed set, wake list, then per job its record,
--- event stream and job stream. ARGV: the done channel, then the job ids (same order).
--- Returns how many jobs were moved.
-local delayed, wake = KEYS[1], KEYS[2]
-local first_job_key, keys_per_job = 3, 3
-local channel = ARGV[1]
-local first_job_id = 2
+-- the due job ids and where each goes; KEYS: delayed set, wake list, counts, then per job its
+-- record, event stream and job stream. ARGV: the done channel, the all-streams entered field,
+-- then per job its id and its stream's entered field. Returns how many jobs were moved.
+local delayed, wake, counts = KEYS[1], KEYS[2], KEYS[3]
+local first_job_key, keys_per_job = 4, 3
+local channel, everywhere_entered = ARGV[1], ARGV[2]
+local first_job_arg, args_per_job = 3, 2
 
-local function move(record, events, stream, job_id)
+local function move(record, events, stream, job_id, entered)
   if redis.call('HGET', record, 'status') ~= 'retrying' then return 0 end
   local raw = redis.call('HGETALL', record)
   local fields, drop = {}, {}
@@ -22,17 +22,18 @@ local function move(record, events, stream, job_id)
   end
   local entry = redis.call('XADD', stream, '*', unpack(fields))
   redis.call('HDEL', record, unpack(drop))
-  redis.call('HSET', record, 'status', 'queued', 'entry', entry)
+  local seq = count(counts, entered, everywhere_entered)
+  redis.call('HSET', record, 'status', 'queued', 'entry', entry, 'seq', seq)
   emit(record, events, channel, job_id, 'queued', false)
   return 1
 end
 
 local moved = 0
-for i = first_job_id, #ARGV do
-  local job_id = ARGV[i]
-  local at = first_job_key + (i - first_job_id) * keys_per_job
+for i = first_job_arg, #ARGV, args_per_job do
+  local job_id, entered = ARGV[i], ARGV[i + 1]
+  local at = first_job_key + (i - first_job_arg) / args_per_job * keys_per_job
   if redis.call('ZREM', delayed, job_id) == 1 then
-    moved = moved + move(KEYS[at], KEYS[at + 1], KEYS[at + 2], job_id)
+    moved = moved + move(KEYS[at], KEYS[at + 1], KEYS[at + 2], job_id, entered)
   end
 end
 if moved > 0 then

@@ -1,16 +1,18 @@
--- needs: owns, release, transition
+-- needs: owns, release, transition, count
 -- Put a job aside for a later try: its entry's fields move into the record, the entry is
 -- handled, the slot freed and the job id scheduled in the delayed set.
 -- Returns the previous status, or false when refused.
-local record, stream, slots, delayed, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local record, stream, slots, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events, counts = KEYS[5], KEYS[6]
 local group, consumer, entry, job_id, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local due_ms = ARGV[6]
-local change_at = 7  -- ARGV[7..]: the status change to retrying (lib/transition.lua)
+local due_ms, entered, everywhere_entered = ARGV[6], ARGV[7], ARGV[8]
+local change_at = 9  -- ARGV[9..]: the status change to retrying (lib/transition.lua)
 if not owns(stream, group, entry, consumer) then return false end
 if redis.call('HGET', record, 'status') == 'queued' then
   -- taken but never started (its consumer died between TAKE and START): back in line as is
   local fields = redis.call('XRANGE', stream, entry, entry)[1][2]
-  redis.call('HSET', record, 'entry', redis.call('XADD', stream, '*', unpack(fields)))
+  local fresh = redis.call('XADD', stream, '*', unpack(fields))
+  redis.call('HSET', record, 'entry', fresh, 'seq', count(counts, entered, everywhere_entered))
   release_entry(stream, group, entry, slots, job_id)
   return 'queued'
 end
