@@ -21,6 +21,7 @@ from smartqueue.api.errors import error_response
 from smartqueue.api.services import Services
 from smartqueue.errors import WaitTimedOut
 from smartqueue.models import JobRecord, JobStatus
+from smartqueue.sse import encode_event, encode_raw_event
 
 MAX_RETRY_AFTER_S = 60  # newer OpenAI SDKs don't retry on longer ones
 RECHECK_S = 0.5
@@ -100,15 +101,10 @@ async def answer_from_record(services: Services, record: JobRecord) -> Response:
     )  # fmt: skip
 
 
-def sse(data: bytes) -> bytes:
-    """One server-sent event carrying `data`."""
-    return b"data: " + data + b"\n\n"
-
-
 def error_event(message: str, code: str) -> bytes:
-    """An SSE event an OpenAI SDK raises as APIError, followed by the end marker."""
+    """An SSE event an OpenAI SDK raises as APIError (it ends the stream: no `[DONE]`)."""
     body = {"error": {"message": message, "type": "upstream_error", "code": code}}
-    return sse(json.dumps(body).encode())
+    return encode_event(json.dumps(body).encode())
 
 
 async def first_event(
@@ -146,7 +142,7 @@ async def relay_chunks(
         event_id, fields = first
         while True:
             if fields.get(b"type") == b"chunk":
-                yield fields.get(b"data", b"") + b"\n\n"
+                yield encode_raw_event(fields.get(b"data", b""))
             elif fields.get(b"status") is not None:
                 status = fields[b"status"].decode()
                 if status == JobStatus.COMPLETED.value:
