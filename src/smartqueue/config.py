@@ -5,6 +5,7 @@ Both are read once at start-up and passed down; nothing here is a module global.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ROUTE = "default"
+ENV_PREFIX = "SMARTQUEUE_"
 
 
 class FleetError(Exception):
@@ -118,13 +120,32 @@ def _check_route(route: str, members: list[str], known: list[str]) -> None:
             raise ValueError(f"routes.{route}[{index}]: GPU {member!r} listed twice")
 
 
-def _describe_validation_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = "".join(
-        f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
-    ).lstrip(".")
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+def describe_validation_error(error: ValidationError, *, env_prefix: str | None = None) -> str:
+    """The first problem of `error` as one line, `where: what` (an env var with env_prefix)."""
+    return describe_errors(error.errors(), env_prefix=env_prefix)[0]
+
+
+def describe_errors(
+    errors: Sequence[Mapping[str, Any]], *, env_prefix: str | None = None
+) -> tuple[str, str | None]:
+    """The first of pydantic's `errors()` in one line, and the field it names (for `param`)."""
+    first = errors[0]
+    location = tuple(first.get("loc", ()))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    where = _env_name(location, env_prefix) if env_prefix is not None else _path(location)
+    param = str(location[-1]) if location else None
+    return (f"{where}: {message}" if where else message), param
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    """`gpus[0].slots` for the location ("gpus", 0, "slots")."""
+    parts = (f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+    return "".join(parts).lstrip(".")
+
+
+def _env_name(location: tuple[int | str, ...], prefix: str) -> str:
+    """`SMARTQUEUE_MAX_RETRIES` for the location ("max_retries",)."""
+    return (prefix + "_".join(str(part) for part in location)).upper() if location else ""
 
 
 def parse_fleet(document: Any, *, source: str = "fleet") -> FleetConfig:
@@ -134,7 +155,7 @@ def parse_fleet(document: Any, *, source: str = "fleet") -> FleetConfig:
     try:
         return FleetConfig.model_validate(document)
     except ValidationError as error:
-        raise FleetError(f"{source}: {_describe_validation_error(error)}") from None
+        raise FleetError(f"{source}: {describe_validation_error(error)}") from None
 
 
 def load_fleet(path: Path) -> FleetConfig:
@@ -153,7 +174,7 @@ def load_fleet(path: Path) -> FleetConfig:
 class Settings(BaseSettings):
     """Service settings; every field can be set with `SMARTQUEUE_<FIELD>`."""
 
-    model_config = SettingsConfigDict(env_prefix="SMARTQUEUE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     fleet: Path = Path("deploy/fleet.local.yaml")
