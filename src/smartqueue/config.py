@@ -60,13 +60,23 @@ class GpuConfig(BaseModel):
     engine: Engine
     model: str = Field(min_length=1, description="Model name the server serves")
     slots: int = Field(ge=1, le=1024, description="Most concurrent jobs smartqueue sends")
-    priority: int = Field(default=1, ge=0)
     vram_total_mb: int = Field(gt=0)
     api_key_env: str | None = Field(
         default=None, description="Env var holding the API key smartqueue sends to this GPU"
     )
 
     _urls_are_http = field_validator("url", "sidecar_url")(_check_http_url)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_priority(cls, data: Any) -> Any:
+        # An old fleet file's `priority` must not look as if it still did something.
+        if isinstance(data, dict) and "priority" in data:
+            raise ValueError(
+                "priority is not a GPU setting: preference is the order of each route's GPUs"
+                " (first listed first)"
+            )
+        return data
 
 
 class FleetConfig(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -9,10 +10,13 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from smartqueue.config import (
     ENV_PREFIX,
+    FleetError,
     Settings,
     describe_errors,
     describe_validation_error,
+    parse_fleet,
 )
+from tests.unit.test_config import FLEET
 
 
 class Inner(BaseModel):
@@ -90,3 +94,16 @@ def test_describe_errors_gives_the_line_and_the_param(
     errors: list[dict[str, Any]], expected: tuple[str, str | None]
 ) -> None:
     assert describe_errors(errors) == expected
+
+
+def test_fleet_gpu_with_priority_is_refused_naming_route_order() -> None:
+    document = copy.deepcopy(FLEET)
+    document["gpus"][1]["priority"] = 2
+
+    with pytest.raises(FleetError) as caught:
+        parse_fleet(document, source="fleet.yaml")
+
+    assert str(caught.value) == (
+        "fleet.yaml: gpus[1]: priority is not a GPU setting: preference is the order of each"
+        " route's GPUs (first listed first)"
+    )
