@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -86,6 +87,7 @@ class FleetConfig(BaseModel):
 
     gpus: list[GpuConfig] = Field(min_length=1)
     routes: dict[str, list[str]] = Field(min_length=1)
+    _modified_at: int | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_references(self) -> FleetConfig:
@@ -114,6 +116,11 @@ class FleetConfig(BaseModel):
     def route_names(self) -> list[str]:
         """Every route name, in file order."""
         return list(self.routes)
+
+    @property
+    def modified_at(self) -> int | None:
+        """Unix time the fleet file was last changed (None when not read from a file)."""
+        return self._modified_at
 
 
 def _check_route(route: str, members: list[str], known: list[str]) -> None:
@@ -172,13 +179,16 @@ def load_fleet(path: Path) -> FleetConfig:
     """Read and validate the fleet YAML file at `path`."""
     try:
         text = path.read_text(encoding="utf-8")
+        modified_at = int(path.stat().st_mtime)
     except OSError as error:
         raise FleetError(f"{path}: cannot read fleet file ({error.strerror})") from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise FleetError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse_fleet(document, source=str(path))
+    fleet = parse_fleet(document, source=str(path))
+    fleet._modified_at = modified_at
+    return fleet
 
 
 class Settings(BaseSettings):
