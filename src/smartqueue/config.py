@@ -5,6 +5,7 @@ Both are read once at start-up and passed down; nothing here is a module global.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -23,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ROUTE = "default"
+ENV_PREFIX = "SMARTQUEUE_"
 
 
 class FleetError(Exception):
@@ -58,13 +61,23 @@ class GpuConfig(BaseModel):
     engine: Engine
     model: str = Field(min_length=1, description="Model name the server serves")
     slots: int = Field(ge=1, le=1024, description="Most concurrent jobs smartqueue sends")
-    priority: int = Field(default=1, ge=0)
     vram_total_mb: int = Field(gt=0)
     api_key_env: str | None = Field(
         default=None, description="Env var holding the API key smartqueue sends to this GPU"
     )
 
     _urls_are_http = field_validator("url", "sidecar_url")(_check_http_url)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_priority(cls, data: Any) -> Any:
+        # An old fleet file's `priority` must not look as if it still did something.
+        if isinstance(data, dict) and "priority" in data:
+            raise ValueError(
+                "priority is not a GPU setting: preference is the order of each route's GPUs"
+                " (first listed first)"
+            )
+        return data
 
 
 class FleetConfig(BaseModel):
@@ -74,6 +87,7 @@ class FleetConfig(BaseModel):
 
     gpus: list[GpuConfig] = Field(min_length=1)
     routes: dict[str, list[str]] = Field(min_length=1)
+    _modified_at: int | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_references(self) -> FleetConfig:
@@ -103,6 +117,11 @@ class FleetConfig(BaseModel):
         """Every route name, in file order."""
         return list(self.routes)
 
+    @property
+    def modified_at(self) -> int | None:
+        """Unix time the fleet file was last changed (None when not read from a file)."""
+        return self._modified_at
+
 
 def _check_route(route: str, members: list[str], known: list[str]) -> None:
     if not route or len(route) > 128 or not route.isprintable():
@@ -118,13 +137,32 @@ def _check_route(route: str, members: list[str], known: list[str]) -> None:
             raise ValueError(f"routes.{route}[{index}]: GPU {member!r} listed twice")
 
 
-def _describe_validation_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = "".join(
-        f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
-    ).lstrip(".")
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+def describe_validation_error(error: ValidationError, *, env_prefix: str | None = None) -> str:
+    """The first problem of `error` as one line, `where: what` (an env var with env_prefix)."""
+    return describe_errors(error.errors(), env_prefix=env_prefix)[0]
+
+
+def describe_errors(
+    errors: Sequence[Mapping[str, Any]], *, env_prefix: str | None = None
+) -> tuple[str, str | None]:
+    """The first of pydantic's `errors()` in one line, and the field it names (for `param`)."""
+    first = errors[0]
+    location = tuple(first.get("loc", ()))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    where = _env_name(location, env_prefix) if env_prefix is not None else _path(location)
+    param = str(location[-1]) if location else None
+    return (f"{where}: {message}" if where else message), param
+
+
+def _path(location: tuple[int | str, ...]) -> str:
+    """`gpus[0].slots` for the location ("gpus", 0, "slots")."""
+    parts = (f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+    return "".join(parts).lstrip(".")
+
+
+def _env_name(location: tuple[int | str, ...], prefix: str) -> str:
+    """`SMARTQUEUE_MAX_RETRIES` for the location ("max_retries",)."""
+    return (prefix + "_".join(str(part) for part in location)).upper() if location else ""
 
 
 def parse_fleet(document: Any, *, source: str = "fleet") -> FleetConfig:
@@ -134,26 +172,29 @@ def parse_fleet(document: Any, *, source: str = "fleet") -> FleetConfig:
     try:
         return FleetConfig.model_validate(document)
     except ValidationError as error:
-        raise FleetError(f"{source}: {_describe_validation_error(error)}") from None
+        raise FleetError(f"{source}: {describe_validation_error(error)}") from None
 
 
 def load_fleet(path: Path) -> FleetConfig:
     """Read and validate the fleet YAML file at `path`."""
     try:
         text = path.read_text(encoding="utf-8")
+        modified_at = int(path.stat().st_mtime)
     except OSError as error:
         raise FleetError(f"{path}: cannot read fleet file ({error.strerror})") from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise FleetError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse_fleet(document, source=str(path))
+    fleet = parse_fleet(document, source=str(path))
+    fleet._modified_at = modified_at
+    return fleet
 
 
 class Settings(BaseSettings):
     """Service settings; every field can be set with `SMARTQUEUE_<FIELD>`."""
 
-    model_config = SettingsConfigDict(env_prefix="SMARTQUEUE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     fleet: Path = Path("deploy/fleet.local.yaml")

@@ -16,13 +16,13 @@ import httpx
 from smartqueue.config import FleetConfig, GpuConfig
 from smartqueue.openai_format import (
     parse_json_object,
-    split_events,
     transcript_is_complete,
     wants_stream,
     with_model,
 )
 from smartqueue.policy import Failure
 from smartqueue.queue import StreamEntry
+from smartqueue.sse import split_events
 
 ChunkSink = Callable[[bytes], Awaitable[None]]
 

@@ -201,7 +201,6 @@ class GpuView(BaseModel):
     engine: str
     model: str
     slots: int
-    priority: int
     vram_total_mb: int
     routes: list[str] = Field(description="Routes that may use this GPU")
     slots_in_use: int = 0

@@ -1,11 +1,15 @@
-"""Pure handling of OpenAI wire formats: request bodies and server-sent event streams."""
+"""Pure handling of OpenAI wire formats: request bodies and streamed (SSE) answers."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-DONE = b"[DONE]"
+from smartqueue.sse import event_data, is_done, split_events
+
+# tests/engine still import these two from here; smartqueue.sse is their home.
+__all__ = ["assemble_completion", "event_data", "parse_json_object", "split_events",
+           "transcript_is_complete", "wants_stream", "with_model"]  # fmt: skip
 
 
 def parse_json_object(payload: bytes) -> dict[str, Any] | None:
@@ -32,23 +36,10 @@ def with_model(payload: bytes, model: str) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Complete SSE events in `buffer` (without their blank-line ends) and the rest."""
-    normalized = buffer.replace(b"\r\n", b"\n")
-    *events, rest = normalized.split(b"\n\n")
-    return [event for event in events if event.strip()], rest
-
-
-def event_data(event: bytes) -> bytes:
-    """The `data:` payload of one SSE event (lines joined with newlines)."""
-    lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-    return b"\n".join(lines)
-
-
 def transcript_is_complete(transcript: bytes) -> bool:
     """True when an SSE transcript ends with `data: [DONE]`."""
     events, _ = split_events(transcript + b"\n\n")
-    return bool(events) and event_data(events[-1]).strip() == DONE
+    return bool(events) and is_done(events[-1])
 
 
 def assemble_completion(transcript: bytes) -> dict[str, Any] | None:
@@ -78,11 +69,9 @@ def _chunks(transcript: bytes) -> list[dict[str, Any]]:
     events, _ = split_events(transcript + b"\n\n")
     chunks = []
     for event in events:
-        data = event_data(event).strip()
-        if data and data != DONE:
-            document = parse_json_object(data)
-            if document is not None:
-                chunks.append(document)
+        document = None if is_done(event) else parse_json_object(event_data(event))
+        if document is not None:
+            chunks.append(document)
     return chunks
 
 

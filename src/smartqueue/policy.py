@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from smartqueue.config import Settings
-from smartqueue.models import Priority
+from smartqueue.models import DeadReason, Priority
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,54 @@ class RetryPolicy:
     def exhausted(self, attempts: int) -> bool:
         """True once the job has used its first try and every retry."""
         return attempts > self.max_retries
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Verdict: the job is dead for `reason`, after `attempts` tries."""
+
+    reason: DeadReason
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """Verdict: try the job again in `delay_s`; it has used `attempts` tries."""
+
+    delay_s: float
+    attempts: int
+
+
+FailureVerdict = DeadLetter | RetryLater
+
+
+def decide_failure(
+    failure: Failure,
+    status: int | None,
+    *,
+    attempts: int,
+    waited_s: float,
+    max_wait_s: float,
+    retry: RetryPolicy,
+    retry_after_s: float | None,
+    jitter: float,
+) -> FailureVerdict:
+    """What becomes of a job whose GPU call failed, after `attempts` earlier tries.
+
+    `waited_s` is the time since submission; `jitter` is in [0, 1) (random in production).
+    """
+    attempts += 1 if counts_as_attempt(failure) else 0
+    # Only a call that sent nothing can expire: the job never reached a GPU.
+    if not counts_as_attempt(failure) and waited_s > max_wait_s:
+        return DeadLetter(DeadReason.EXPIRED, attempts)
+    if failure is Failure.TOO_LARGE:
+        return DeadLetter(DeadReason.RESULT_TOO_LARGE, attempts)
+    if not is_retryable(failure, status):
+        return DeadLetter(DeadReason.NON_RETRYABLE, attempts)
+    if retry.exhausted(attempts):
+        return DeadLetter(DeadReason.RETRIES_EXHAUSTED, attempts)
+    delay_s = retry.backoff_s(attempts, retry_after_s=retry_after_s, jitter=jitter)
+    return RetryLater(delay_s, attempts)
 
 
 @dataclass

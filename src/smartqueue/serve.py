@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from smartqueue.config import FleetError, Settings, load_fleet
+from smartqueue.config import (
+    ENV_PREFIX,
+    FleetError,
+    Settings,
+    describe_validation_error,
+    load_fleet,
+)
 from smartqueue.logs import configure_logging
 
 
@@ -27,7 +33,8 @@ def serve_command(
         settings = Settings()
         fleet = load_fleet(settings.fleet)
     except ValidationError as error:
-        typer.echo(f"smartqueue: settings: {describe_settings_error(error)}", err=True)
+        message = describe_validation_error(error, env_prefix=ENV_PREFIX)
+        typer.echo(f"smartqueue: settings: {message}", err=True)
         raise typer.Exit(code=2) from None
     except FleetError as error:
         typer.echo(f"smartqueue: {error}", err=True)
@@ -44,10 +51,3 @@ def serve_command(
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
     )
-
-
-def describe_settings_error(error: ValidationError) -> str:
-    """One line naming the environment variable that is wrong."""
-    first = error.errors()[0]
-    name = "SMARTQUEUE_" + "_".join(str(part) for part in first["loc"]).upper()
-    return f"{name}: {first['msg']}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from smartqueue.config import describe_errors
 from smartqueue.errors import SmartQueueError
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,6 @@ def error_response(
     return JSONResponse({"error": detail}, status_code=status_code, headers=headers)
 
 
-def describe_validation_errors(errors: Sequence[Any]) -> tuple[str, str | None]:
-    """One readable line naming the offending field, and the field itself."""
-    first = errors[0]
-    location = [str(part) for part in first.get("loc", ())]
-    where = " ".join(location)
-    param = location[-1] if location else None
-    message = first.get("msg", "invalid value")
-    return (f"{where}: {message}" if where else message), param
-
-
 async def _smartqueue_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, SmartQueueError)
     return error_response(
@@ -63,7 +53,7 @@ async def _smartqueue_error(_: Request, error: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    message, param = describe_validation_errors(error.errors())
+    message, param = describe_errors(error.errors())
     return error_response(
         422, message, error_type="invalid_request_error", code="invalid_value", param=param
     )

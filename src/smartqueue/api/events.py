@@ -7,17 +7,11 @@ import time
 from collections.abc import AsyncIterator
 
 from smartqueue.models import JobStatus
-from smartqueue.openai_format import event_data
 from smartqueue.queue import StoredJob
+from smartqueue.sse import encode_event, event_data
 from smartqueue.store import Store
 
 TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
-
-
-def format_event(event_id: str | None, kind: str, data: bytes) -> bytes:
-    """One SSE event; `id` lets a client resume with Last-Event-ID."""
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {kind}\n".encode() + b"data: " + data + b"\n\n"
 
 
 def _status_data(record: StoredJob, status: str) -> bytes:
@@ -27,9 +21,11 @@ def _status_data(record: StoredJob, status: str) -> bytes:
 def _render(record: StoredJob, event_id: str, fields: dict[bytes, bytes]) -> tuple[bytes, bool]:
     """The SSE bytes of a stored event, and whether it is the job's last."""
     if fields.get(b"type") == b"chunk":
-        return format_event(event_id, "chunk", event_data(fields.get(b"data", b""))), False
+        data = event_data(fields.get(b"data", b""))
+        return encode_event(data, event_id=event_id, event="chunk"), False
     status = fields.get(b"status", b"").decode()
-    return format_event(event_id, "status", _status_data(record, status)), status in TERMINAL
+    encoded = encode_event(_status_data(record, status), event_id=event_id, event="status")
+    return encoded, status in TERMINAL
 
 
 async def job_event_stream(
@@ -37,7 +33,7 @@ async def job_event_stream(
 ) -> AsyncIterator[bytes]:
     """Events after `after` (from the start, with the current status first, when None)."""
     if after is None:
-        yield format_event(None, "status", _status_data(record, record.status.value))
+        yield encode_event(_status_data(record, record.status.value), event="status")
     cursor = after or "0-0"
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:

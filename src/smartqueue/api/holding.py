@@ -22,6 +22,7 @@ from smartqueue.api.errors import error_response
 from smartqueue.errors import WaitTimedOut
 from smartqueue.models import JobStatus
 from smartqueue.queue import StoredJob
+from smartqueue.sse import encode_event, encode_raw_event
 from smartqueue.store import Store
 from smartqueue.watch import JobWatch
 
@@ -102,15 +103,10 @@ def answer_from_job(record: StoredJob) -> Response:
     )  # fmt: skip
 
 
-def sse(data: bytes) -> bytes:
-    """One server-sent event carrying `data`."""
-    return b"data: " + data + b"\n\n"
-
-
 def error_event(message: str, code: str) -> bytes:
-    """An SSE event an OpenAI SDK raises as APIError, followed by the end marker."""
+    """An SSE event an OpenAI SDK raises as APIError (it ends the stream: no `[DONE]`)."""
     body = {"error": {"message": message, "type": "upstream_error", "code": code}}
-    return sse(json.dumps(body).encode())
+    return encode_event(json.dumps(body).encode())
 
 
 async def first_event(
@@ -147,7 +143,7 @@ async def relay_chunks(
         event_id, fields = first
         while True:
             if fields.get(b"type") == b"chunk":
-                yield fields.get(b"data", b"") + b"\n\n"
+                yield encode_raw_event(fields.get(b"data", b""))
             elif fields.get(b"status") is not None:
                 status = fields[b"status"].decode()
                 if status == JobStatus.COMPLETED.value:

@@ -99,8 +99,9 @@ async def completions(
 @router.get("/v1/models", summary="Models the fleet serves")
 async def models(services: ServicesDep) -> dict[str, Any]:
     """Every GPU's served model and every route name, in the OpenAI list shape."""
-    served = [{"id": gpu.model, "object": "model", "owned_by": gpu.name}
+    created = services.fleet.modified_at or 0  # when the fleet last changed
+    served = [{"id": gpu.model, "object": "model", "created": created, "owned_by": gpu.name}
               for gpu in services.fleet.gpus]  # fmt: skip
-    routes = [{"id": route, "object": "model", "owned_by": "smartqueue"}
+    routes = [{"id": route, "object": "model", "created": created, "owned_by": "smartqueue"}
               for route in services.fleet.route_names]  # fmt: skip
     return {"object": "list", "data": served + routes}
