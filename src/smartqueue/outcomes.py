@@ -20,18 +20,15 @@ from smartqueue.errors import StoreUnavailable
 from smartqueue.gpu_client import GpuAnswer, GpuFailure
 from smartqueue.metrics import Metrics
 from smartqueue.models import DeadReason, ErrorInfo, JobStatus
-from smartqueue.policy import (
-    Failure,
-    RetryPolicy,
-    counts_against_gpu,
-    counts_as_attempt,
-    is_retryable,
-)
+from smartqueue.policy import RetryLater, RetryPolicy, counts_against_gpu, decide_failure
 from smartqueue.queue import TakenJob
 from smartqueue.store import Store
 from smartqueue.store.scripts import Arg
 
 log = logging.getLogger(__name__)
+
+# A job that died on the GPU's own final answer keeps it as its result (the front door relays it).
+GPU_ANSWER_KEPT = frozenset({DeadReason.NON_RETRYABLE, DeadReason.RESULT_TOO_LARGE})
 
 
 @dataclass(frozen=True)
@@ -97,32 +94,28 @@ class OutcomeRecorder:
             await self.change_breaker(job.gpu, on_success)
 
     async def fail(self, dispatch: Dispatch, failure: GpuFailure, consumer: str) -> None:
-        """The call failed: tell the breaker, then dead, or retry after a backoff."""
+        """The call failed: tell the breaker, then dead or retry later (policy.decide_failure)."""
         job = dispatch.job
-        attempts = job.attempts + (1 if counts_as_attempt(failure.failure) else 0)
         await self._judge_gpu(dispatch, failure)
         error = ErrorInfo(message=failure.message, type="gpu_error", code=failure.failure.value,
                           gpu_status=failure.status)  # fmt: skip
         log.warning("gpu call failed", extra={"job_id": job.job_id, "gpu": job.gpu,
                                               "error": failure.message})  # fmt: skip
-        if not counts_as_attempt(failure.failure) and self._waited_too_long(job):
+        verdict = decide_failure(
+            failure.failure, failure.status, attempts=job.attempts,
+            waited_s=time.time() - job.created_at, max_wait_s=self.settings.max_wait_s,
+            retry=self.retry_policy, retry_after_s=failure.retry_after_s, jitter=random.random(),
+        )  # fmt: skip
+        if isinstance(verdict, RetryLater):
+            await self.retry(job, consumer, delay_s=verdict.delay_s, attempts=verdict.attempts,
+                             error=error)  # fmt: skip
+        elif verdict.reason is DeadReason.EXPIRED:
             error = error.model_copy(update={"type": "expired"})
-            await self.dead(job, consumer, DeadReason.EXPIRED, error, attempts=attempts)
-        elif not is_retryable(failure.failure, failure.status):
-            reason = DeadReason.RESULT_TOO_LARGE if failure.failure is Failure.TOO_LARGE else (
-                DeadReason.NON_RETRYABLE)  # fmt: skip
-            await self.dead(job, consumer, reason, error, attempts=attempts, answer=failure)
-        elif self.retry_policy.exhausted(attempts):
-            await self.dead(job, consumer, DeadReason.RETRIES_EXHAUSTED, error, attempts=attempts)
+            await self.dead(job, consumer, verdict.reason, error, attempts=verdict.attempts)
         else:
-            delay_s = self.retry_policy.backoff_s(
-                attempts, retry_after_s=failure.retry_after_s, jitter=random.random()
-            )
-            await self.retry(job, consumer, delay_s=delay_s, attempts=attempts, error=error)
-
-    def _waited_too_long(self, job: TakenJob) -> bool:
-        """A job that never reached a GPU within max_wait_s of its submission."""
-        return time.time() - job.created_at > self.settings.max_wait_s
+            kept = failure if verdict.reason in GPU_ANSWER_KEPT else None
+            await self.dead(job, consumer, verdict.reason, error, attempts=verdict.attempts,
+                            answer=kept)  # fmt: skip
 
     async def _judge_gpu(self, dispatch: Dispatch, failure: GpuFailure) -> None:
         """Tell the breaker: a failure that says the GPU is unwell, or a live GPU's answer."""
