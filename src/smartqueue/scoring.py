@@ -182,7 +182,7 @@ def is_frozen(history: Sequence[ProbeRecord], *, probes: int = FROZEN_AFTER_PROB
     down (say 0 → 2, idle while the engine says busy, or busy while it says idle) and the
     engine's running/waiting stayed exactly the same, its exporter is stuck, not the GPU.
     """
-    recent = history[-probes:]
+    recent = list(history)[-probes:]
     if len(recent) < probes:
         return False
     numbers = {record.engine_numbers for record in recent}
