@@ -65,6 +65,9 @@ class GpuConfig(BaseModel):
     api_key_env: str | None = Field(
         default=None, description="Env var holding the API key smartqueue sends to this GPU"
     )
+    sidecar_gpu: int = Field(
+        default=0, ge=0, description="GPU index the prober asks the sidecar for (/health?gpu=N)"
+    )
 
     _urls_are_http = field_validator("url", "sidecar_url")(_check_http_url)
 

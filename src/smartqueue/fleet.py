@@ -1,54 +1,45 @@
 """Live GPU health: concurrent probes of every sidecar and engine, in a background task.
 
-Each probe reads the sidecar's /health JSON and the engine's own signals:
-llama.cpp `/health` + `/metrics` (requests_processing / requests_deferred), vLLM `/health` +
-`/metrics` (num_requests_running / num_requests_waiting / kv_cache_usage_perc), Ollama
-`/api/ps`, a generic OpenAI server `/v1/models`. One slow host delays no other: every probe has
-its own timeout and they run concurrently.
+Each probe reads the sidecar's `/health?gpu=N` JSON and the engine's own signals through its
+adapter (`smartqueue.engines`): the health path first, then the signal paths (llama.cpp
+`/metrics` and `/slots`, vLLM `/metrics`; Ollama's `/api/ps` is both). A keyed GPU's engine
+probes carry `Authorization: Bearer <key>` as job calls do; the sidecar never gets the key (it
+is the engine's secret, and the sidecar asks for none). A 401/403 marks the probe unauthorised,
+not the GPU down. One slow host delays no other: every probe has its own timeout and they run
+concurrently. After each round the prober records the engine's numbers next to smartqueue's
+own in-flight count, when it has a reader for it, and flags engines whose numbers froze.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from dataclasses import replace
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from smartqueue.config import Engine, FleetConfig, GpuConfig
-from smartqueue.scoring import EngineMetrics, GpuSnapshot, SidecarMetrics
+from smartqueue.config import FleetConfig, GpuConfig
+from smartqueue.engines import EngineAdapter, EngineView, adapter_for
+from smartqueue.scoring import (
+    FROZEN_AFTER_PROBES,
+    GpuSnapshot,
+    ProbeRecord,
+    SidecarMetrics,
+    is_frozen,
+)
 from smartqueue.stopping import wait_or_stop
 
 log = logging.getLogger(__name__)
 
-HEALTH_PATH = {
-    Engine.LLAMACPP: "/health",
-    Engine.VLLM: "/health",
-    Engine.OLLAMA: "/api/ps",
-    Engine.OPENAI: "/v1/models",
-}
-RUNNING = ("llamacpp:requests_processing", "vllm:num_requests_running")
-WAITING = ("llamacpp:requests_deferred", "vllm:num_requests_waiting")
-KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+UNAUTHORISED = (401, 403)
 
-
-def parse_prometheus(text: str) -> EngineMetrics:
-    """Engine queue numbers from Prometheus text (llama.cpp and vLLM names)."""
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
-    running = next((values[name] for name in RUNNING if name in values), None)
-    waiting = next((values[name] for name in WAITING if name in values), None)
-    kv = next((values[name] for name in KV_CACHE if name in values), None)
-    return EngineMetrics(
-        running=int(running) if running is not None else None,
-        waiting=int(waiting) if waiting is not None else None,
-        kv_cache_pct=100.0 * kv if kv is not None else None,
-    )
+InFlightReader = Callable[[list[str]], Awaitable[dict[str, int]]]
+"""smartqueue's own jobs in flight per GPU name, across replicas."""
 
 
 def parse_sidecar(document: Any) -> SidecarMetrics | None:
@@ -64,17 +55,44 @@ def parse_sidecar(document: Any) -> SidecarMetrics | None:
         return None
 
 
+def api_keys(fleet: FleetConfig) -> dict[str, str]:
+    """Each keyed GPU's key, read from the env var its fleet entry names (as job calls do)."""
+    keys = {gpu.name: os.environ.get(gpu.api_key_env, "") for gpu in fleet.gpus if gpu.api_key_env}
+    return {name: key for name, key in keys.items() if key}
+
+
+@dataclass(frozen=True)
+class EngineProbe:
+    """What the engine's endpoints answered."""
+
+    reachable: bool
+    view: EngineView | None = None
+    error: str | None = None
+    unauthorised: bool = False
+
+
 class FleetProber:
     """Keeps the latest snapshot of every GPU, refreshed every `interval_s`."""
 
     def __init__(
-        self, fleet: FleetConfig, http: httpx.AsyncClient, *, interval_s: float, timeout_s: float
+        self,
+        fleet: FleetConfig,
+        http: httpx.AsyncClient,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        in_flight: InFlightReader | None = None,
     ) -> None:
         self.fleet = fleet
         self.http = http
         self.interval_s = interval_s
         self.timeout_s = timeout_s
+        self.in_flight = in_flight
+        self.api_keys = api_keys(fleet)
         self.snapshots: dict[str, GpuSnapshot] = {}
+        self.history: dict[str, deque[ProbeRecord]] = {
+            gpu.name: deque(maxlen=FROZEN_AFTER_PROBES) for gpu in fleet.gpus
+        }
         self.probed = asyncio.Event()
 
     @property
@@ -89,10 +107,14 @@ class FleetProber:
             await wait_or_stop(stop, self.interval_s)
 
     async def probe_all(self) -> None:
-        """Probe every GPU concurrently and keep the results."""
-        snapshots = await asyncio.gather(*(self.probe(gpu) for gpu in self.fleet.gpus))
-        for gpu, snapshot in zip(self.fleet.gpus, snapshots, strict=True):
-            self.snapshots[gpu.name] = snapshot
+        """Probe every GPU concurrently, flag frozen engines and keep the results."""
+        names = [gpu.name for gpu in self.fleet.gpus]
+        snapshots, in_flight = await asyncio.gather(
+            asyncio.gather(*(self.probe(gpu) for gpu in self.fleet.gpus)),
+            self._own_in_flight(names),
+        )
+        for name, snapshot in zip(names, snapshots, strict=True):
+            self.snapshots[name] = self._flag_frozen(name, snapshot, in_flight)
         self.probed.set()
 
     async def probe(self, gpu: GpuConfig) -> GpuSnapshot:
@@ -102,16 +124,39 @@ class FleetProber:
         except Exception as error:  # a probe must never take the engine down with it
             log.exception("probe failed", extra={"gpu": gpu.name})
             return GpuSnapshot(time.time(), False, error=f"probe failed: {error!r}")
-        reachable, metrics, error_text = engine
-        return GpuSnapshot(time.time(), reachable, sidecar, metrics, error_text)
+        return GpuSnapshot(time.time(), engine.reachable, sidecar, engine.view, engine.error,
+                           unauthorised=engine.unauthorised)  # fmt: skip
 
-    async def _get(self, url: str) -> httpx.Response:
-        return await self.http.get(url, timeout=self.timeout_s)
+    def _flag_frozen(
+        self, name: str, snapshot: GpuSnapshot, in_flight: dict[str, int] | None
+    ) -> GpuSnapshot:
+        if in_flight is None or name not in in_flight:
+            return snapshot
+        numbers = snapshot.engine.queue_numbers if snapshot.engine else None
+        self.history[name].append(ProbeRecord(numbers, in_flight[name]))
+        return replace(snapshot, frozen=is_frozen(self.history[name]))
+
+    async def _own_in_flight(self, names: list[str]) -> dict[str, int] | None:
+        if self.in_flight is None:
+            return None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.in_flight(names)
+        except Exception:  # no count this round: the frozen check waits for the next one
+            log.warning("in-flight count unavailable for the frozen-metrics check")
+            return None
+
+    def _engine_headers(self, gpu: GpuConfig) -> dict[str, str]:
+        key = self.api_keys.get(gpu.name)
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     async def _sidecar(self, gpu: GpuConfig) -> SidecarMetrics | None:
         try:
             async with asyncio.timeout(self.timeout_s):
-                response = await self._get(gpu.sidecar_url + "/health")
+                response = await self.http.get(
+                    gpu.sidecar_url + "/health", params={"gpu": gpu.sidecar_gpu},
+                    timeout=self.timeout_s,
+                )  # fmt: skip
                 if response.status_code != 200:
                     return None
                 metrics = parse_sidecar(response.json())
@@ -121,23 +166,36 @@ class FleetProber:
         except (httpx.HTTPError, TimeoutError, ValueError):
             return None
 
-    async def _engine(self, gpu: GpuConfig) -> tuple[bool, EngineMetrics | None, str | None]:
+    async def _engine(self, gpu: GpuConfig) -> EngineProbe:
+        adapter = adapter_for(gpu.engine)
         try:
             async with asyncio.timeout(self.timeout_s):
-                health = await self._get(gpu.url + HEALTH_PATH[gpu.engine])
-                if health.status_code != 200:
-                    return False, None, f"{HEALTH_PATH[gpu.engine]} answered {health.status_code}"
-                return True, await self._engine_metrics(gpu), None
+                return await self._read_engine(gpu, adapter)
         except (httpx.HTTPError, TimeoutError) as error:
-            return False, None, f"{type(error).__name__}: {error}".rstrip(": ")
+            return EngineProbe(False, error=f"{type(error).__name__}: {error}".rstrip(": "))
 
-    async def _engine_metrics(self, gpu: GpuConfig) -> EngineMetrics | None:
-        if gpu.engine not in (Engine.LLAMACPP, Engine.VLLM):
-            return None
-        response = await self._get(gpu.url + "/metrics")
-        if response.status_code != 200:
-            return None
-        try:
-            return parse_prometheus(response.text)
-        except (ValueError, OverflowError):  # unparsable, or +Inf/NaN where a count belongs
-            return None
+    async def _read_engine(self, gpu: GpuConfig, adapter: EngineAdapter) -> EngineProbe:
+        health = await self._get(gpu, adapter.health_path)
+        if health.status_code in UNAUTHORISED:
+            return EngineProbe(True, error=_refusal(adapter.health_path, health), unauthorised=True)
+        if health.status_code != 200:
+            return EngineProbe(False, error=f"{adapter.health_path} answered {health.status_code}")
+        paths = [path for path in adapter.signal_paths if path != adapter.health_path]
+        answers = await asyncio.gather(*(self._get(gpu, path) for path in paths))
+        bodies = {path: answer.text for path, answer in zip(paths, answers, strict=True)
+                  if answer.status_code == 200}  # fmt: skip
+        bodies[adapter.health_path] = health.text
+        view = adapter.read(bodies, gpu.model, time.time())
+        refused = [_refusal(path, answer) for path, answer in zip(paths, answers, strict=True)
+                   if answer.status_code in UNAUTHORISED]  # fmt: skip
+        return EngineProbe(True, None if view.says_nothing else view,
+                           "; ".join(refused) or None, unauthorised=bool(refused))  # fmt: skip
+
+    async def _get(self, gpu: GpuConfig, path: str) -> httpx.Response:
+        return await self.http.get(
+            gpu.url + path, headers=self._engine_headers(gpu), timeout=self.timeout_s
+        )
+
+
+def _refusal(path: str, response: httpx.Response) -> str:
+    return f"probe unauthorised: {path} answered {response.status_code}"

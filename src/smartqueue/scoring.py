@@ -1,19 +1,47 @@
-"""Pure GPU load scoring and choice: metrics in, a ranking out.
+"""Pure GPU load scoring and choice: probes in, a ranking out.
 
-The draft's sidecar score, `0.6·util + 0.3·vram% + 0.1·max(0, temp - 60)`, is a weak signal on
-its own (one request drives utilisation to ~100 %), so the engine's own queue numbers and
-smartqueue's in-flight count weigh in too: every busy slot adds `BUSY_WEIGHT / slots` and every
-request waiting inside the server adds `WAITING_WEIGHT / slots`.
+A load score is a sum of terms, each shown in `/gpus` (`ScoreTerms`); lower is less loaded.
+
+- Sidecar: the draft's `0.6·util + 0.3·vram% + 0.1·max(0, temp - 60)`, or `UNKNOWN_SIDECAR_SCORE`
+  (60) without fresh numbers. One request drives utilisation to ~100 %, so it is a weak signal.
+- Busy: `BUSY_WEIGHT` (50) times the busy fraction of the engine's capacity (its own slot count
+  when it tells, else smartqueue's `slots`). Busy is the larger of the engine's own `running`
+  and smartqueue's in-flight count: the engine's number includes direct traffic smartqueue
+  never routed; ours covers jobs sent but not yet seen by the engine.
+- Waiting: `WAITING_WEIGHT` (100) per capacity for requests queued inside the engine: each one
+  delays a new job by a whole generation, so it weighs twice a busy slot.
+- KV pressure: `KV_PRESSURE_WEIGHT` (40) times the KV cache in use (0..1). A nearly full KV
+  cache makes vLLM queue or preempt new sequences even while `waiting` is still 0, so it
+  predicts waiting; it weighs less than a full engine (50) because it is a forecast, not a queue.
+- Cold start: `COLD_START_PENALTY` (60) when Ollama says the GPU's model is not loaded: loading
+  it costs seconds to minutes before the first token, more than a whole busy engine. It is
+  above `CLEARLY_LESS_LOADED` (25), so a warm fallback GPU beats a cold preferred one unless
+  the warm one is itself heavily loaded.
+
+Trust: a probe older than `max_age_s` (stale) counts as unknown, pessimistic, never idle. An
+engine view is not trusted when it is stale, when the probe was refused (401/403: "probe
+unauthorised", not down), or when `is_frozen` found its numbers frozen; an untrusted view adds
+nothing, busy falls back to smartqueue's own in-flight, and a frozen one also makes the sidecar
+unknown (a host whose exporter froze may report anything).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from smartqueue.engines.view import EngineView
 
 BUSY_WEIGHT = 50.0
 WAITING_WEIGHT = 100.0
+KV_PRESSURE_WEIGHT = 40.0
+COLD_START_PENALTY = 60.0
 UNKNOWN_SIDECAR_SCORE = 60.0  # no fresh sidecar numbers: assume busy, never idle
 CLEARLY_LESS_LOADED = 25.0  # a fallback GPU must beat the preferred one by this much
+VRAM_DOWN_PCT = 95.0
+HOT_UTIL_PCT = 98.0
+HOT_TEMP_C = 85.0
+FROZEN_AFTER_PROBES = 4  # engine numbers unchanged this many probes while ours moved: frozen
 
 
 @dataclass(frozen=True)
@@ -32,23 +60,21 @@ class SidecarMetrics:
 
 
 @dataclass(frozen=True)
-class EngineMetrics:
-    """What the inference server says of its own queue (None: the engine doesn't tell)."""
-
-    running: int | None = None
-    waiting: int | None = None
-    kv_cache_pct: float | None = None
-
-
-@dataclass(frozen=True)
 class GpuSnapshot:
-    """One probe of a GPU; `reachable` is False when its engine refused or timed out."""
+    """One probe of a GPU.
+
+    `reachable` is False when the engine refused the connection, timed out or answered its
+    health check with an error; `unauthorised` when it answered 401/403 to a probe (it is up,
+    its signals unknown); `frozen` when the prober found its numbers frozen (`is_frozen`).
+    """
 
     observed_at: float
     reachable: bool
     sidecar: SidecarMetrics | None = None
-    engine: EngineMetrics | None = None
+    engine: EngineView | None = None
     error: str | None = None
+    unauthorised: bool = False
+    frozen: bool = False
 
 
 def sidecar_score(metrics: SidecarMetrics) -> float:
@@ -60,7 +86,9 @@ def sidecar_score(metrics: SidecarMetrics) -> float:
 
 def sidecar_says_down(metrics: SidecarMetrics) -> bool:
     """The draft's cut-off: VRAM above 95 %, or utilisation above 98 % at over 85 °C."""
-    return metrics.vram_pct > 95.0 or (metrics.gpu_util_pct > 98.0 and metrics.temp_c > 85.0)
+    return metrics.vram_pct > VRAM_DOWN_PCT or (
+        metrics.gpu_util_pct > HOT_UTIL_PCT and metrics.temp_c > HOT_TEMP_C
+    )
 
 
 def is_fresh(snapshot: GpuSnapshot | None, *, now: float, max_age_s: float) -> bool:
@@ -77,32 +105,100 @@ def is_down(snapshot: GpuSnapshot | None, *, now: float, max_age_s: float) -> bo
     return snapshot.sidecar is not None and sidecar_says_down(snapshot.sidecar)
 
 
-def load_score(
-    snapshot: GpuSnapshot | None, *, in_flight: int, slots: int, now: float, max_age_s: float
-) -> float:
-    """Lower is less loaded: sidecar score plus busy and waiting slots (stale → pessimistic)."""
-    fresh = is_fresh(snapshot, now=now, max_age_s=max_age_s)
-    sidecar = snapshot.sidecar if fresh and snapshot else None
-    engine = snapshot.engine if fresh and snapshot else None
-    base = sidecar_score(sidecar) if sidecar else UNKNOWN_SIDECAR_SCORE
-    running = max(in_flight, engine.running or 0) if engine else in_flight
-    waiting = engine.waiting or 0 if engine else 0
-    return base + BUSY_WEIGHT * running / slots + WAITING_WEIGHT * waiting / slots
+def trusted_engine(
+    snapshot: GpuSnapshot | None, *, now: float, max_age_s: float
+) -> EngineView | None:
+    """The engine's own view when it may be believed: fresh, authorised, not frozen."""
+    if snapshot is None or snapshot.engine is None or snapshot.unauthorised or snapshot.frozen:
+        return None
+    if now - snapshot.engine.observed_at > max_age_s:
+        return None
+    return snapshot.engine
+
+
+def trusted_sidecar(
+    snapshot: GpuSnapshot | None, *, now: float, max_age_s: float
+) -> SidecarMetrics | None:
+    """The sidecar numbers of a fresh probe whose engine numbers are not frozen."""
+    if snapshot is None or snapshot.frozen or not is_fresh(snapshot, now=now, max_age_s=max_age_s):
+        return None
+    return snapshot.sidecar
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A GPU that could take a job right now, with its load score."""
+class ScoreTerms:
+    """What each signal contributed to a load score; `total` is the score."""
 
-    name: str
-    score: float
+    sidecar: float
+    busy: float
+    waiting: float
+    kv_pressure: float
+    cold_start: float
+
+    @property
+    def total(self) -> float:
+        """The load score: the sum of the terms."""
+        return self.sidecar + self.busy + self.waiting + self.kv_pressure + self.cold_start
+
+
+def score_terms(
+    snapshot: GpuSnapshot | None, *, in_flight: int, slots: int, now: float, max_age_s: float
+) -> ScoreTerms:
+    """Each signal's share of the load score (see the module docstring for the weights)."""
+    sidecar = trusted_sidecar(snapshot, now=now, max_age_s=max_age_s)
+    engine = trusted_engine(snapshot, now=now, max_age_s=max_age_s)
+    view = engine or EngineView(0.0)
+    capacity = max(1, view.capacity or slots)
+    running = max(in_flight, view.running or 0)
+    return ScoreTerms(
+        sidecar=sidecar_score(sidecar) if sidecar else UNKNOWN_SIDECAR_SCORE,
+        busy=BUSY_WEIGHT * running / capacity,
+        waiting=WAITING_WEIGHT * (view.waiting or 0) / capacity,
+        kv_pressure=KV_PRESSURE_WEIGHT * (view.kv_pressure or 0.0),
+        cold_start=COLD_START_PENALTY if view.model_resident is False else 0.0,
+    )
+
+
+def load_score(
+    snapshot: GpuSnapshot | None, *, in_flight: int, slots: int, now: float, max_age_s: float
+) -> float:
+    """Lower is less loaded: the sum of `score_terms` (stale → pessimistic, never idle)."""
+    terms = score_terms(snapshot, in_flight=in_flight, slots=slots, now=now, max_age_s=max_age_s)
+    return terms.total
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """One probe as the frozen-metrics detector sees it: the engine's numbers and ours."""
+
+    engine_numbers: tuple[int | None, int | None] | None  # (running, waiting); None: no view
+    in_flight: int  # smartqueue's own jobs on the GPU when it was probed
+
+
+def is_frozen(history: Sequence[ProbeRecord], *, probes: int = FROZEN_AFTER_PROBES) -> bool:
+    """The engine repeated the same numbers over the last `probes` probes while ours changed.
+
+    A live engine counts the jobs smartqueue sends it: if our own in-flight count went up or
+    down (say 0 → 2, idle while the engine says busy, or busy while it says idle) and the
+    engine's running/waiting stayed exactly the same, its exporter is stuck, not the GPU.
+    """
+    recent = list(history)[-probes:]
+    if len(recent) < probes:
+        return False
+    numbers = {record.engine_numbers for record in recent}
+    if len(numbers) != 1:
+        return False
+    (repeated,) = numbers
+    if repeated is None or repeated == (None, None):
+        return False
+    return len({record.in_flight for record in recent}) > 1
 
 
 def choose_gpu(route_order: list[str], available: dict[str, float]) -> str | None:
     """The route's preferred available GPU, unless another available one is clearly less loaded.
 
     `route_order` is the route's GPUs, preferred first; `available` maps the GPUs that can take
-    a job now (up, breaker allowing, free slot) to their load score.
+    a job now (up, breaker allowing, free slot) to their load score. Ties go to route order.
     """
     candidates = [name for name in route_order if name in available]
     if not candidates:

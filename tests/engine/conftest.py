@@ -28,7 +28,7 @@ def fleet_for(
 ) -> FleetConfig:
     """A fleet file for running sims."""
     gpus = [
-        {"name": name, "url": sim.url, "sidecar_url": sim.sidecar_url, "engine": "llamacpp",
+        {"name": name, "url": sim.url, "sidecar_url": sim.sidecar_url, "engine": "vllm",
          "model": f"model-{name}", "slots": slots[name], "vram_total_mb": 24576}
         for name, sim in sims.items()
     ]  # fmt: skip

@@ -1,43 +1,12 @@
-"""Parsing engine metrics and building GPU requests (pure parts of fleet.py and gpu_client.py)."""
+"""Building GPU requests (pure parts of gpu_client.py); engine metrics: test_engine_adapters."""
 
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from smartqueue.config import FleetConfig
-from smartqueue.fleet import parse_prometheus
 from smartqueue.gpu_client import GpuClient
 from smartqueue.queue import StreamEntry
-
-LLAMACPP = """# TYPE llamacpp:requests_processing gauge
-llamacpp:requests_processing 2
-# TYPE llamacpp:requests_deferred gauge
-llamacpp:requests_deferred 3
-"""
-VLLM = """# TYPE vllm:num_requests_running gauge
-vllm:num_requests_running{model_name="m"} 4
-# TYPE vllm:num_requests_waiting gauge
-vllm:num_requests_waiting{model_name="m"} 1
-# TYPE vllm:gpu_cache_usage_perc gauge
-vllm:gpu_cache_usage_perc{model_name="m"} 0.25
-"""
-
-
-@pytest.mark.parametrize(
-    ("text", "running", "waiting", "kv"), [(LLAMACPP, 2, 3, None), (VLLM, 4, 1, 25.0)]
-)
-def test_parse_prometheus_reads_llamacpp_and_vllm_queue_numbers(
-    text: str, running: int, waiting: int, kv: float | None
-) -> None:
-    metrics = parse_prometheus(text)
-
-    assert (metrics.running, metrics.waiting, metrics.kv_cache_pct) == (running, waiting, kv)
-
-
-def test_parse_prometheus_infinite_count_raises_what_the_prober_catches() -> None:
-    with pytest.raises((ValueError, OverflowError)):
-        parse_prometheus("llamacpp:requests_processing +Inf\n")
 
 
 def test_gpu_request_asks_for_an_uncompressed_body_and_carries_the_job_id(

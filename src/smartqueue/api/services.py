@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -44,8 +45,13 @@ class Services:
         store = Store.connect(settings, routes=fleet.route_names)
         metrics = Metrics()
         http = new_http_client(connect_timeout_s=settings.connect_timeout_s)
-        prober = FleetProber(fleet, http, interval_s=settings.probe_interval_s,
-                             timeout_s=settings.probe_timeout_s)  # fmt: skip
+        prober = FleetProber(
+            fleet,
+            http,
+            interval_s=settings.probe_interval_s,
+            timeout_s=settings.probe_timeout_s,
+            in_flight=lambda names: store.claims.slots_in_use(names, now=time.time()),
+        )
         gpu_client = GpuClient(http, fleet, max_result_bytes=settings.max_result_bytes)
         watch = JobWatch(store)
         dispatcher = Dispatcher(settings, fleet, store=store, gpu_client=gpu_client,

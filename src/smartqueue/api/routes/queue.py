@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from smartqueue.api.deps import ServicesDep
 from smartqueue.api.services import Services
+from smartqueue.engines import EngineView
 from smartqueue.fleet_state import breaker_policy, read_fleet_state
 from smartqueue.models import (
     PRIORITY_ORDER,
@@ -22,7 +23,15 @@ from smartqueue.models import (
     QueueOverview,
     Thresholds,
 )
-from smartqueue.scoring import is_down, is_fresh, load_score
+from smartqueue.scoring import (
+    GpuSnapshot,
+    ScoreTerms,
+    is_down,
+    is_fresh,
+    score_terms,
+    trusted_engine,
+    trusted_sidecar,
+)
 
 router = APIRouter(tags=["queue"])
 
@@ -53,24 +62,67 @@ async def fleet_view(services: Services) -> list[GpuView]:
 
 
 def health_view(services: Services, gpu: str, *, in_use: int, now: float) -> dict[str, Any] | None:
-    """The latest probe of `gpu` as JSON, with its age, staleness and load score."""
+    """The latest probe of `gpu` as JSON: state flags, load score, each signal's age and share."""
     snapshot = services.prober.snapshots.get(gpu)
     if snapshot is None:
         return None
     max_age_s = services.prober.max_age_s
     slots = services.fleet.gpu(gpu).slots
-    score = load_score(snapshot, in_flight=in_use, slots=slots, now=now, max_age_s=max_age_s)
-    services.metrics.gpu_score.labels(gpu).set(score)
+    terms = score_terms(snapshot, in_flight=in_use, slots=slots, now=now, max_age_s=max_age_s)
+    services.metrics.gpu_score.labels(gpu).set(terms.total)
+    down = is_down(snapshot, now=now, max_age_s=max_age_s)
+    stale = not is_fresh(snapshot, now=now, max_age_s=max_age_s)
     return {
+        "state": _probe_state(snapshot, down=down, stale=stale),
         "reachable": snapshot.reachable,
-        "down": is_down(snapshot, now=now, max_age_s=max_age_s),
-        "stale": not is_fresh(snapshot, now=now, max_age_s=max_age_s),
+        "down": down,
+        "stale": stale,
+        "probe_unauthorised": snapshot.unauthorised,
+        "engine_frozen": snapshot.frozen,
         "age_s": round(now - snapshot.observed_at, 3),
-        "load_score": round(score, 1),
+        "load_score": round(terms.total, 1),
         "sidecar": asdict(snapshot.sidecar) if snapshot.sidecar else None,
         "engine": asdict(snapshot.engine) if snapshot.engine else None,
+        "signals": _signals(snapshot, terms, in_use=in_use, now=now, max_age_s=max_age_s),
         "error": snapshot.error,
     }
+
+
+def _probe_state(snapshot: GpuSnapshot, *, down: bool, stale: bool) -> str:
+    if stale:
+        return "stale"
+    if down:
+        return "down"
+    return "probe unauthorised" if snapshot.unauthorised else "up"
+
+
+def _signal(value: object, *, age_s: float | None, trusted: bool, added: float | None) -> Any:
+    rounded = None if added is None else round(added, 1)
+    return {"value": value, "age_s": age_s, "trusted": trusted, "contributed": rounded}
+
+
+def _signals(
+    snapshot: GpuSnapshot, terms: ScoreTerms, *, in_use: int, now: float, max_age_s: float
+) -> dict[str, Any]:
+    """Each signal: its value, its age, whether the score believed it, and what it added."""
+    sidecar = asdict(snapshot.sidecar) if snapshot.sidecar else None
+    sidecar_trusted = trusted_sidecar(snapshot, now=now, max_age_s=max_age_s) is not None
+    trusted = trusted_engine(snapshot, now=now, max_age_s=max_age_s) is not None
+    view = snapshot.engine or EngineView(snapshot.observed_at)
+    age_s = round(now - view.observed_at, 3) if snapshot.engine else None
+    return {
+        "sidecar": _signal(sidecar, age_s=round(now - snapshot.observed_at, 3),
+                           trusted=sidecar_trusted, added=terms.sidecar),
+        "in_flight": _signal(in_use, age_s=0.0, trusted=True, added=None),
+        "running": _signal(view.running, age_s=age_s, trusted=trusted, added=terms.busy),
+        "waiting": _signal(view.waiting, age_s=age_s, trusted=trusted, added=terms.waiting),
+        "capacity": _signal(view.capacity, age_s=age_s, trusted=trusted, added=None),
+        "kv_pressure": _signal(view.kv_pressure, age_s=age_s, trusted=trusted,
+                               added=terms.kv_pressure),
+        "model_resident": _signal(view.model_resident, age_s=age_s, trusted=trusted,
+                                  added=terms.cold_start),
+        "model_vram_mb": _signal(view.model_vram_mb, age_s=age_s, trusted=trusted, added=None),
+    }  # fmt: skip
 
 
 @router.get("/status", response_model=QueueOverview, summary="Queue overview")
