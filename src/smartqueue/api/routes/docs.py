@@ -25,6 +25,10 @@ OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 Asset = Literal["swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"]
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 ASSET_CACHE = "public, max-age=86400"
+# ReDoc's menu footer loads Redocly's logo from their CDN: point it at the local favicon
+# (relative to /redoc) so the page makes no outside request at all.
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+LOCAL_LOGO = b"docs/assets/favicon.png"
 
 
 def _asset_url(request: Request, name: Asset) -> str:
@@ -77,4 +81,5 @@ async def docs_asset(name: Asset) -> Response:
 
 @cache
 def _read_asset(name: Asset) -> bytes:
-    return files("fastapi_offline").joinpath("static", name).read_bytes()
+    content = files("fastapi_offline").joinpath("static", name).read_bytes()
+    return content.replace(REDOC_LOGO, LOCAL_LOGO) if name == "redoc.standalone.js" else content
