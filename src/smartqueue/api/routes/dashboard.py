@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from smartqueue.errors import NotFound
+
 router = APIRouter(tags=["dashboard"])
 
-Asset = Literal["dashboard.js", "dashboard.css"]
-MEDIA_TYPES: dict[Asset, str] = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+MEDIA_TYPES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 
 
 @router.get("/dashboard", response_class=HTMLResponse, summary="Live dashboard")
@@ -22,8 +22,10 @@ async def dashboard() -> HTMLResponse:
 
 
 @router.get("/dashboard/{name}", include_in_schema=False)
-async def dashboard_asset(name: Asset) -> Response:
+async def dashboard_asset(name: str) -> Response:
     """The dashboard's script or style sheet."""
+    if name not in MEDIA_TYPES:
+        raise NotFound(f"no dashboard file {name!r}")
     return Response(
         _read_static(name), media_type=MEDIA_TYPES[name], headers={"Cache-Control": "no-cache"}
     )

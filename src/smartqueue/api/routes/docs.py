@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import Literal
+from typing import Literal, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import (
@@ -17,6 +17,8 @@ from fastapi.openapi.docs import (
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.responses import HTMLResponse, Response
+
+from smartqueue.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,8 +73,10 @@ async def redoc(request: Request) -> HTMLResponse:
 
 
 @router.get(f"{ASSETS_PATH}/{{name}}")
-async def docs_asset(name: Asset) -> Response:
+async def docs_asset(name: str) -> Response:
     """One bundled file of Swagger UI or ReDoc."""
+    if name not in get_args(Asset):
+        raise NotFound(f"no docs asset {name!r}")
     media_type = MEDIA_TYPES[name[name.rindex(".") :]]
     return Response(
         _read_asset(name), media_type=media_type, headers={"Cache-Control": ASSET_CACHE}
