@@ -126,7 +126,10 @@ function drawChart(thresholds) {
   const x = (t) => box.left + (box.right - box.left) * (1 - (now - t) / WINDOW_S);
   const y = (v) => box.bottom - (box.bottom - box.top) * (v / top);
   drawAxes(ctx, box, top, y);
-  if (thresholds) drawThreshold(ctx, box, y, thresholds.warn, top, "#d98a00", "warn");
+  if (thresholds) {
+    drawThreshold(ctx, box, y, thresholds.warn, top, "#d98a00", "warn");
+    drawThreshold(ctx, box, y, thresholds.overloaded, top, "#d62828", "overloaded");
+  }
   for (const line of series) drawLine(ctx, line, x, y);
   drawLegend(series);
 }
@@ -158,7 +161,7 @@ function drawThreshold(ctx, box, y, value, top, color, label) {
   ctx.lineTo(box.right, y(value));
   ctx.stroke();
   ctx.fillStyle = color;
-  ctx.fillText(label, box.right - 30, y(value) - 3);
+  ctx.fillText(label, box.right - ctx.measureText(label).width, y(value) - 3);
   ctx.restore();
 }
 
