@@ -1,6 +1,7 @@
 # smartqueue: `make run` starts the local stack, `make test` runs every check.
 # Both set up what they need on a fresh machine (venv from requirements.lock, and
-# redis-server/nginx through apt-get when missing).
+# redis-server/nginx, chromium for the browser tests and prometheus's promtool through
+# apt-get when missing).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -24,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 system-deps:
-	@scripts/ensure-system-deps.sh redis-server nginx
+	@scripts/ensure-system-deps.sh redis-server nginx chromium promtool
 
 lint: venv
 	$(BIN)/ruff check src tests

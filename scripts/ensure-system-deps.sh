@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the system programs smartqueue's stack and tests need, when missing.
-# Usage: scripts/ensure-system-deps.sh redis-server nginx ...
+# Usage: scripts/ensure-system-deps.sh redis-server nginx chromium promtool ...
 set -euo pipefail
 
-declare -A PACKAGE=([redis-server]=redis-server [nginx]=nginx [chromium]=chromium)
+declare -A PACKAGE=([redis-server]=redis-server [nginx]=nginx [chromium]=chromium
+                    [promtool]=prometheus)
 missing=()
 for program in "$@"; do
   if ! command -v "$program" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$program" ]; then
@@ -21,6 +22,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start system services; smartqueue runs its own instances on other ports.
-for service in redis-server nginx; do
+for service in redis-server nginx prometheus; do
   service "$service" stop >/dev/null 2>&1 || true
 done

@@ -60,6 +60,15 @@ class Metrics:
             registry=self.registry,
         )
 
+    def outcome_count(self, status: str) -> int:
+        """Jobs that ended with `status` on this replica since it started (any reason)."""
+        return int(sum(
+            sample.value
+            for family in self.outcomes.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total") and sample.labels["status"] == status
+        ))  # fmt: skip
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)

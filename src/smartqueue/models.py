@@ -216,6 +216,13 @@ class GpuList(BaseModel):
     gpus: list[GpuView]
 
 
+class JobCounts(BaseModel):
+    """Jobs that ended, counted by this replica since it started (not cluster-wide)."""
+
+    completed: int
+    cancelled: int
+
+
 class QueueOverview(BaseModel):
     """`GET /status`: the whole queue at a glance."""
 
@@ -226,6 +233,9 @@ class QueueOverview(BaseModel):
     thresholds: Thresholds
     consumers: list[ConsumerInfo]
     gpus: list[GpuView]
+    jobs: JobCounts | None = Field(
+        default=None, description="Ended jobs counted by the replica that answers (per replica)"
+    )
 
 
 class HealthView(BaseModel):

@@ -33,9 +33,9 @@ SERVICE_KEYS = frozenset({
 TOP_LEVEL_KEYS = frozenset({"name", "services", "networks", "volumes", "configs", "secrets"})
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period"})
 DURATION = re.compile(r"(?:\d+(?:us|ms|s|m|h))+")
-PINNED_TAG = re.compile(r"\d+\.\d+\.\d+(?:-[a-z0-9.]+)?")
-ALL_SERVICES = ["redis", "smartqueue", "nginx", "sidecar"]
-EXPECTED_WAITS = {"smartqueue": {"redis"}, "nginx": {"smartqueue"}}
+PINNED_TAG = re.compile(r"v?\d+\.\d+\.\d+(?:-[a-z0-9.]+)?")
+ALL_SERVICES = ["redis", "smartqueue", "nginx", "sidecar", "prometheus", "grafana"]
+EXPECTED_WAITS = {"smartqueue": {"redis"}, "nginx": {"smartqueue"}, "grafana": {"prometheus"}}
 
 
 def flag_values(command: list[str]) -> dict[str, str]:
@@ -54,10 +54,10 @@ def test_compose_top_level_has_no_obsolete_version_key(compose: dict[str, Any]) 
     assert set(compose) <= TOP_LEVEL_KEYS
 
 
-def test_compose_services_are_the_stack_and_the_gpu_host_sidecar(
+def test_compose_services_are_the_stack_its_monitoring_and_the_gpu_host_sidecar(
     services: dict[str, Service],
 ) -> None:
-    assert set(services) == {"redis", "smartqueue", "nginx", "sidecar"}
+    assert set(services) == set(ALL_SERVICES)
     assert [name for name, service in services.items() if "profiles" in service] == ["sidecar"]
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from smartqueue import __version__
 from smartqueue.api.errors import install_error_handlers
-from smartqueue.api.routes import admin, health, jobs, openai, queue
+from smartqueue.api.routes import admin, dashboard, docs, health, jobs, openai, queue
 from smartqueue.api.services import Services
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import StoreUnavailable
@@ -41,9 +41,10 @@ def create_app(settings: Settings, fleet: FleetConfig) -> FastAPI:
             yield
 
     app = FastAPI(
-        title="smartqueue", version=__version__, description=DESCRIPTION, lifespan=lifespan
-    )
+        title="smartqueue", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by routes.docs
+    )  # fmt: skip
     install_error_handlers(app)
-    for module in (jobs, openai, admin, queue, health):
+    for module in (jobs, openai, admin, queue, health, dashboard, docs):
         app.include_router(module.router)
     return app

@@ -20,6 +20,7 @@ from smartqueue.models import (
     DepthView,
     GpuList,
     GpuView,
+    JobCounts,
     QueueOverview,
     Thresholds,
 )
@@ -148,6 +149,10 @@ async def overview(services: ServicesDep) -> QueueOverview:
         ),
         consumers=await live_consumers(services),
         gpus=await fleet_view(services),
+        jobs=JobCounts(
+            completed=services.metrics.outcome_count("completed"),
+            cancelled=services.metrics.outcome_count("cancelled"),
+        ),
     )
 
 
