@@ -11,6 +11,7 @@ SmartQueueError                 500 server_error
 └── Unavailable                 503 + Retry-After
     ├── QueueFull               backpressure refused the job
     ├── StoreUnavailable        Redis does not answer
+    ├── OutcomeUnknown          Redis failed mid-submission: the job may exist (Location)
     └── WaitTimedOut            a held request outlived its wait
 """
 
@@ -136,4 +137,22 @@ class WaitTimedOut(Unavailable):
 
     def headers(self) -> dict[str, str]:
         """Retry-After plus where to find the job."""
+        return {**super().headers(), "Location": f"/status/{self.job_id}"}
+
+
+class OutcomeUnknown(Unavailable):
+    """A submission whose Redis step failed after it may have been applied.
+
+    The answer names the job id it would have (`Location: /status/{id}`): a retry with the same
+    Idempotency-Key, or a look at that Location, tells whether it exists — never a second job.
+    """
+
+    code = "outcome_unknown"
+
+    def __init__(self, message: str, *, job_id: str, retry_after_s: int = 1):
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.job_id = job_id
+
+    def headers(self) -> dict[str, str]:
+        """Retry-After plus where the job would be."""
         return {**super().headers(), "Location": f"/status/{self.job_id}"}

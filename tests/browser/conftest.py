@@ -45,14 +45,15 @@ UI_TIMEOUT_MS = 20_000  # two cores shared with other suites: the page may lag a
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
-    """Playwright's driver, once per session."""
+    """Playwright's driver, once per module: its sync API keeps an event loop running in this
+    thread while it lives, so it must stop before the asyncio tests of other packages run."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's chromium (Playwright downloads no browser here)."""
     executable = require_binary("chromium")
