@@ -220,6 +220,9 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(default=300.0, gt=0)
     max_wait_s: float = Field(default=600.0, gt=0, description="queued longer -> dead")
     terminal_ttl_s: int = Field(default=86_400, ge=1)
+    events_ttl_s: int = Field(
+        default=600, ge=1, description="an ended job's event stream is kept this long"
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     max_result_bytes: int = Field(default=8_388_608, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=1)

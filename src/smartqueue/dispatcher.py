@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 
 from smartqueue.breaker import Gate, start_probe
+from smartqueue.chunks import ChunkBatcher
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.fleet import FleetProber
 from smartqueue.fleet_state import LiveGpu, breaker_policy, read_fleet_state
-from smartqueue.gpu_client import ChunkSink, GpuAnswer, GpuClient, GpuFailure, GpuOutcome
+from smartqueue.gpu_client import GpuAnswer, GpuClient, GpuFailure, GpuOutcome
 from smartqueue.maintenance import Maintenance
 from smartqueue.metrics import Metrics
 from smartqueue.models import ConsumerInfo
@@ -133,17 +134,29 @@ class Dispatcher:
     # --- read, choose, claim -----------------------------------------------------------------
 
     async def next_job(self, consumer_id: str) -> Dispatch | None:
-        """Read the fleet, choose a GPU per route, claim the best GPU's next job."""
+        """Read the fleet, choose a GPU per route, claim the best GPU's next job.
+
+        Routes with nothing waiting are left out (one read of the depth counters), so an idle
+        consumer costs Redis two commands per wake-up, not a TAKE per GPU.
+        """
+        waiting = await self._routes_with_jobs()
+        if not waiting:
+            return None
         now = time.time()
         live = {gpu.config.name: gpu for gpu in await read_fleet_state(
             self.fleet, self.store, self.prober, policy=self.breaker_policy, now=now)}  # fmt: skip
         states = [gpu.planner_state() for gpu in live.values()]
-        plan = plan_dispatch(self.fleet.routes, states, now=now, max_age_s=self.prober.max_age_s)
+        plan = plan_dispatch(waiting, states, now=now, max_age_s=self.prober.max_age_s)
         for assignment in plan:
             dispatch = await self._claim(assignment, live[assignment.gpu], consumer_id, now=now)
             if dispatch is not None:
                 return dispatch
         return None
+
+    async def _routes_with_jobs(self) -> dict[str, list[str]]:
+        depths = await self.store.overview.depths_by_route()
+        return {route: gpus for route, gpus in self.fleet.routes.items()
+                if sum(depths.get(route, {}).values()) > 0}  # fmt: skip
 
     async def _claim(
         self, assignment: Assignment, gpu: LiveGpu, consumer_id: str, *, now: float
@@ -187,10 +200,10 @@ class Dispatcher:
     async def _call_keeping_claim(self, job: TakenJob, consumer_id: str) -> GpuOutcome | Aborted:
         """The GPU's outcome, unless the job was cancelled or taken over meanwhile."""
         gpu = self.fleet.gpu(job.gpu)
-        sink = self._chunk_sink(job.job_id)
+        chunks = ChunkBatcher(self.store, job.job_id)
         with self.watch.watching(job.job_id) as ended:
             call = asyncio.create_task(self.gpu_client.call(
-                gpu, job.entry, deadline_s=self.settings.job_timeout_s, on_chunk=sink
+                gpu, job.entry, deadline_s=self.settings.job_timeout_s, on_chunk=chunks.add
             ))  # fmt: skip
             keeper = asyncio.create_task(self._keep_claim(job, consumer_id))
             cancelled = asyncio.create_task(ended.wait())
@@ -200,13 +213,8 @@ class Dispatcher:
                 for task in (call, keeper, cancelled):
                     task.cancel()
                 await asyncio.gather(call, keeper, cancelled, return_exceptions=True)
-        return _outcome(call, cancelled_by_user=ended.is_set())
-
-    def _chunk_sink(self, job_id: str) -> ChunkSink:
-        async def append(chunk: bytes) -> None:
-            await self.store.events.append_chunk(job_id, chunk)
-
-        return append
+        outcome = _outcome(call, cancelled_by_user=ended.is_set())
+        return await _with_chunks_written(outcome, chunks)
 
     async def _keep_claim(self, job: TakenJob, consumer_id: str) -> None:
         """Renew the claim and the slot until cancelled; returns when the claim is lost."""
@@ -230,3 +238,17 @@ def _outcome(call: asyncio.Task[GpuOutcome], *, cancelled_by_user: bool) -> GpuO
         log.error("gpu call crashed", exc_info=error)
         return GpuFailure(Failure.PROTOCOL, f"{type(error).__name__}: {error}")
     return call.result()
+
+
+async def _with_chunks_written(
+    outcome: GpuOutcome | Aborted, chunks: ChunkBatcher
+) -> GpuOutcome | Aborted:
+    """The outcome once every streamed chunk is in Redis (a commit never overtakes a chunk)."""
+    if isinstance(outcome, Aborted):
+        await chunks.close()
+        return outcome
+    try:
+        await chunks.flush()
+    except StoreUnavailable as error:
+        return GpuFailure(Failure.PROTOCOL, f"streamed chunks could not be kept: {error.message}")
+    return outcome

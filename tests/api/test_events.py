@@ -15,7 +15,7 @@ async def test_events_of_an_ended_job_are_status_chunk_and_final_status_events(
     client: httpx.AsyncClient, store: Store
 ) -> None:
     job_id = (await submit(client)).json()["job_id"]
-    await store.events.append_chunk(job_id, b'data: {"n":1}')
+    await store.events.append_chunks(job_id, [b'data: {"n":1}'])
     await client.post(f"/status/{job_id}/cancel")
 
     response = await client.get(f"/status/{job_id}/events")

@@ -51,12 +51,14 @@ class Store:
         terminal_ttl_s: int = 86_400,
         idempotency_ttl_s: int = 86_400,
         socket_timeout_s: float = 1.0,
+        events_ttl_s: int = 600,
     ) -> None:
         self.redis = client
         self.keys = keys
         self.routes = routes
         context = StoreContext(client, keys, Scripts(client), routes, terminal_ttl_s,
-                               idempotency_ttl_s, max(1, int(socket_timeout_s * 500)))  # fmt: skip
+                               idempotency_ttl_s, max(1, int(socket_timeout_s * 500)),
+                               events_ttl_s)  # fmt: skip
         self.submissions = Submissions(context)
         self.jobs = Jobs(context)
         self.claims = Claims(context)
@@ -76,6 +78,7 @@ class Store:
             terminal_ttl_s=settings.terminal_ttl_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,
             socket_timeout_s=settings.redis_timeout_s,
+            events_ttl_s=settings.events_ttl_s,
         )
 
     async def aclose(self) -> None:

@@ -16,7 +16,7 @@ from smartqueue.store.codec import entry_from_raw, pairs, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import GROUP, Counter, Keys
-from smartqueue.store.scripts import Arg, Change, DueJob, ExpiredEntry, Held
+from smartqueue.store.scripts import Arg, DueJob, ExpiredEntry, Held
 
 Candidate = tuple[str, Priority, str]  # stream, priority, route
 
@@ -124,7 +124,7 @@ class Claims:
             record=keys.job(job.job_id), slots_key=keys.slots(job.gpu),
             events=keys.events(job.job_id), held=self._held(job, consumer),
             channel=keys.done_channel,
-            change=Change(target, self.context.terminal_ttl_s, updates),
+            change=self.context.change(target, updates),
         )  # fmt: skip
         return bool(await self.context.scripts.run(call))
 
@@ -139,7 +139,7 @@ class Claims:
             events=keys.events(job.job_id), counts=keys.counts,
             counter=Counter.of(job.priority, job.route), held=self._held(job, consumer),
             channel=keys.done_channel, due_ms=due_ms,
-            change=Change(JobStatus.RETRYING, 0, updates),
+            change=self.context.change(JobStatus.RETRYING, updates),
         )  # fmt: skip
         return bool(await self.context.scripts.run(call))
 
@@ -168,7 +168,7 @@ class Claims:
             record=keys.job(job.job_id), dlq=keys.dlq, slots_key=keys.slots(job.gpu),
             events=keys.events(job.job_id), held=self._held(job, consumer),
             channel=keys.done_channel, dlq_fields=dlq_fields,
-            change=Change(JobStatus.DEAD, self.context.terminal_ttl_s, updates),
+            change=self.context.change(JobStatus.DEAD, updates),
         )  # fmt: skip
         dlq_id = await self.context.scripts.run(call)
         return text(dlq_id) if dlq_id else None
@@ -217,6 +217,7 @@ class Claims:
                 counter=Counter.of(priority, route), group=GROUP, channel=keys.done_channel,
                 ttl_s=self.context.terminal_ttl_s, now=now, error=error,
                 priority=priority.value, route=route, entries=entries,
+                events_ttl_s=self.context.events_ttl_s,
             )  # fmt: skip
             expired += int(await self.context.scripts.run(call))
         return expired

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from smartqueue.models import JobStatus
 from smartqueue.store.keys import Keys
-from smartqueue.store.scripts import Scripts
+from smartqueue.store.scripts import Arg, Change, Scripts
 
 
 @dataclass(frozen=True)
@@ -21,3 +23,8 @@ class StoreContext:
     terminal_ttl_s: int
     idempotency_ttl_s: int
     max_block_ms: int  # blocking reads stay well within the client's socket timeout
+    events_ttl_s: int = 600  # a terminal job's event stream is kept this long
+
+    def change(self, target: JobStatus, updates: Mapping[str, Arg] | None = None) -> Change:
+        """A status change to `target` with this deployment's TTLs."""
+        return Change(target, self.terminal_ttl_s, updates or {}, self.events_ttl_s)

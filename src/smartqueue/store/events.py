@@ -22,10 +22,13 @@ class Events:
         self.context = context
 
     @translate_errors
-    async def append_chunk(self, job_id: str, chunk: bytes) -> None:
-        """Append one streamed completion chunk (an SSE event) to the job's event stream."""
-        await self.context.redis.xadd(self.context.keys.events(job_id),
-                                      {"type": "chunk", "data": chunk})  # fmt: skip
+    async def append_chunks(self, job_id: str, chunks: list[bytes]) -> None:
+        """Append several chunks in one round trip, in order."""
+        stream = self.context.keys.events(job_id)
+        async with self.context.redis.pipeline(transaction=False) as pipe:
+            for chunk in chunks:
+                pipe.xadd(stream, {"type": "chunk", "data": chunk})
+            await pipe.execute()
 
     @translate_errors
     async def read(

@@ -64,8 +64,9 @@ class Jobs:
         priority, route = (text(value) for value in cast(list[bytes | None], raw))
         if priority is None or route is None:
             return None
-        change = scripts.Change(JobStatus.CANCELLED, self.context.terminal_ttl_s,
-                                {"completed_at": now, "reason": "cancelled"})  # fmt: skip
+        change = self.context.change(
+            JobStatus.CANCELLED, {"completed_at": now, "reason": "cancelled"}
+        )
         call = scripts.cancel(
             record=keys.job(job_id), stream=keys.stream(Priority(priority), route),
             delayed=keys.delayed, events=keys.events(job_id), counts=keys.counts,

@@ -79,13 +79,16 @@ class Change:
     target: JobStatus
     ttl_s: int
     updates: Mapping[str, Arg] = field(default_factory=dict)
+    events_ttl_s: int = 600  # how long a terminal job's event stream is kept
 
     def args(self) -> list[Arg]:
-        """status, terminal flag, ttl, n allowed, allowed..., then field/value pairs."""
+        """status, events ttl, record ttl (both 0 unless terminal), n allowed, allowed...,
+        then field/value pairs."""
         allowed = sorted(status.value for status in sources_of(self.target))
         terminal = self.target.is_terminal
-        args: list[Arg] = [self.target.value, "1" if terminal else "0",
-                           self.ttl_s if terminal else 0, len(allowed), *allowed]  # fmt: skip
+        events_ttl_s = min(self.events_ttl_s, self.ttl_s) if terminal else 0
+        args: list[Arg] = [self.target.value, events_ttl_s, self.ttl_s if terminal else 0,
+                           len(allowed), *allowed]  # fmt: skip
         for name, value in self.updates.items():
             args += [name, value]
         return args
@@ -247,11 +250,12 @@ class ExpiredEntry:
 def expire(
     *, stream: str, dlq: str, counts: str, counter: Counter, group: str, channel: str,
     ttl_s: int, now: float, error: str, priority: str, route: str, entries: list[ExpiredEntry],
+    events_ttl_s: int,
 ) -> ScriptCall:  # fmt: skip
     """expire.lua."""
     keys = [stream, dlq, counts]
     args: list[Arg] = [group, channel, ttl_s, repr(now), error, priority, route, counter.left,
-                       EVERYWHERE.left]  # fmt: skip
+                       EVERYWHERE.left, min(events_ttl_s, ttl_s)]  # fmt: skip
     for entry in entries:
         keys += [entry.record, entry.events]
         args += [entry.entry, entry.job_id]

@@ -7,7 +7,8 @@ local stream, dlq, counts = KEYS[1], KEYS[2], KEYS[3]
 local first_job_key, keys_per_job = 4, 2
 local group, channel, ttl_s, now_s, error_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local priority, route, left, everywhere_left = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local first_job_arg, args_per_job = 10, 2
+local events_ttl_s = ARGV[10]
+local first_job_arg, args_per_job = 11, 2
 
 local last = last_delivered(stream, group) or '0-0'
 local function waiting(entry)  -- still in the stream and never delivered
@@ -33,7 +34,7 @@ for i = first_job_arg, #ARGV, args_per_job do
       redis.call('HSET', record, 'status', 'dead', 'reason', 'expired', 'error', error_json,
         'completed_at', now_s)
       redis.call('EXPIRE', record, ttl_s)
-      emit(record, events, channel, job_id, 'dead', true)
+      emit(record, events, channel, job_id, 'dead', events_ttl_s)
       redis.call('XADD', dlq, '*', 'route', route, 'priority', priority, 'reason', 'expired',
         'attempts', redis.call('HGET', record, 'attempts') or '0', 'error', error_json,
         'dead_at', now_s, unpack(fields))

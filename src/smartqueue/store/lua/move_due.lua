@@ -24,7 +24,7 @@ local function move(record, events, stream, job_id, entered)
   redis.call('HDEL', record, unpack(drop))
   local seq = count(counts, entered, everywhere_entered)
   redis.call('HSET', record, 'status', 'queued', 'entry', entry, 'seq', seq)
-  emit(record, events, channel, job_id, 'queued', false)
+  emit(record, events, channel, job_id, 'queued', 0)
   return 1
 end
 

@@ -11,6 +11,6 @@ if redis.call('HGET', record, 'status') ~= 'queued' then
 end
 local deliveries = redis.call('HINCRBY', record, 'deliveries', 1)
 redis.call('HSET', record, 'status', 'processing', 'gpu', gpu, 'started_at', started_at)
-emit(record, events, channel, job_id, 'processing', false)
+emit(record, events, channel, job_id, 'processing', 0)
 local meta = redis.call('HMGET', record, 'attempts', 'created_at')
 return {1, deliveries, meta[1] or '0', meta[2] or '0'}
