@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from smartqueue.config import Engine
-from smartqueue.sim.gpu import SimGpu, SimSettings
-from smartqueue.sim.server import build_engine_app
-from smartqueue.sim.sidecar import build_sidecar_app
+from smartqueue_sim.gpu import SimGpu, SimSettings
+from smartqueue_sim.server import build_engine_app
+from smartqueue_sim.sidecar import build_sidecar_app
 
 
 class FakeClock:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from smartqueue.config import Engine
-from smartqueue.sim.latency import time_to_first_token_s, token_interval_s
+from smartqueue_sim.latency import time_to_first_token_s, token_interval_s
 from tests.sim.conftest import AppSim
 
 CHAT = {"model": "sim-model", "messages": [{"role": "user", "content": "hello"}]}

@@ -1,4 +1,4 @@
-"""`smartqueue sim-fleet`: profile choice, and one process serving every GPU of a fleet file."""
+"""`smartqueue-sim fleet`: profile choice, and one process serving every GPU of a fleet file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from smartqueue.config import load_fleet
-from smartqueue.sim.fleet import (
+from smartqueue_sim.fleet import (
     ProfileChoiceError,
     address_of,
     chosen_profile,
@@ -17,7 +17,7 @@ from smartqueue.sim.fleet import (
     parse_profile_choices,
     parse_profile_options,
 )
-from smartqueue.sim.latency import BUILTIN_PROFILES
+from smartqueue_sim.latency import BUILTIN_PROFILES
 from tests.support.ports import free_port
 from tests.support.sim import running_sim_fleet
 

@@ -1,4 +1,4 @@
-"""Start real `smartqueue sim` / `sim-fleet` processes on free loopback ports for tests.
+"""Start real `smartqueue-sim gpu` / `fleet` processes on free loopback ports for tests.
 
     with running_sim(engine="vllm", slots=2, speed=100) as gpu:
         httpx.post(f"{gpu.url}/v1/chat/completions", json=...)
@@ -26,6 +26,8 @@ from typing import Any, TypedDict, Unpack, cast
 
 import httpx
 
+# The sibling package's console script, installed beside this Python.
+SIM_COMMAND = str(Path(sys.executable).with_name("smartqueue-sim"))
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 CONTROL_TIMEOUT_S = 5.0
@@ -73,7 +75,7 @@ class SimHandle:
 
 
 class SimOptions(TypedDict, total=False):
-    """Options of `smartqueue sim` a test may set (the rest keep the defaults below)."""
+    """Options of `smartqueue-sim gpu` a test may set (the rest keep the defaults below)."""
 
     engine: str
     model: str
@@ -93,7 +95,7 @@ SIM_DEFAULTS: SimOptions = {
 
 
 def sim_args(**options: Unpack[SimOptions]) -> list[str]:
-    """Command-line arguments of `smartqueue sim` after the sub-command name."""
+    """Command-line arguments of `smartqueue-sim gpu` after the sub-command name."""
     o: SimOptions = {**SIM_DEFAULTS, **options}
     return [
         f"--engine={o['engine']}", f"--model={o['model']}", f"--slots={o['slots']}",
@@ -109,8 +111,8 @@ def running_sim(
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
     **options: Unpack[SimOptions],
 ) -> Iterator[SimHandle]:
-    """Run `python -m smartqueue sim` until the block ends; yields its handle."""
-    command = ["sim", f"--host={host}", "--port=0", "--sidecar-port=0", *sim_args(**options)]
+    """Run `smartqueue-sim gpu` until the block ends; yields its handle."""
+    command = ["gpu", f"--host={host}", "--port=0", "--sidecar-port=0", *sim_args(**options)]
     with _running(command, startup_timeout_s=startup_timeout_s) as handles:
         yield handles[0]
 
@@ -123,8 +125,8 @@ def running_sim_fleet(
     extra_args: Sequence[str] = (),
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
 ) -> Iterator[dict[str, SimHandle]]:
-    """Run `python -m smartqueue sim-fleet` on a fleet file; yields handles by GPU name."""
-    command = ["sim-fleet", f"--fleet={fleet}", f"--speed={speed}", *extra_args]
+    """Run `smartqueue-sim fleet` on a fleet file; yields handles by GPU name."""
+    command = ["fleet", f"--fleet={fleet}", f"--speed={speed}", *extra_args]
     with _running(command, startup_timeout_s=startup_timeout_s) as handles:
         yield {handle.name: handle for handle in handles}
 
@@ -135,7 +137,7 @@ def _running(command: list[str], *, startup_timeout_s: float) -> Iterator[list[S
         ready_file, log_file = Path(workdir) / "ready.json", Path(workdir) / "sim.log"
         with log_file.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "smartqueue", *command, f"--ready-file={ready_file}"],
+                [SIM_COMMAND, *command, f"--ready-file={ready_file}"],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
             try:

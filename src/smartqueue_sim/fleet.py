@@ -1,4 +1,4 @@
-"""`smartqueue sim-fleet`: one simulated GPU per GPU of a loopback fleet file, in one process.
+"""`smartqueue-sim fleet`: one simulated GPU per GPU of a loopback fleet file, in one process.
 
 Latency profiles are not part of the fleet schema; a small profiles file maps GPU names to
 built-in profiles (optionally with overrides), and unnamed GPUs get the default profile.
@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smartqueue.config import FleetConfig, GpuConfig
-from smartqueue.sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
-from smartqueue.sim.runner import SimAddress
+from smartqueue_sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
+from smartqueue_sim.runner import SimAddress
 
 PROFILES_FILE_NAME = "sim-profiles.yaml"
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smartqueue.sim.completions import (
+from smartqueue_sim.completions import (
     SSE_DONE,
     CompletionKind,
     CompletionShape,
@@ -21,10 +21,10 @@ from smartqueue.sim.completions import (
     parse_completion_request,
     sse_event,
 )
-from smartqueue.sim.engine_routes import engine_router
-from smartqueue.sim.faults import FaultMode
-from smartqueue.sim.gpu import GenerationPlan, SimGpu
-from smartqueue.sim.responses import (
+from smartqueue_sim.engine_routes import engine_router
+from smartqueue_sim.faults import FaultMode
+from smartqueue_sim.gpu import GenerationPlan, SimGpu
+from smartqueue_sim.responses import (
     SSE_MEDIA_TYPE,
     TruncatedResponse,
     client_closed_response,

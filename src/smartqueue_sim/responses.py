@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from smartqueue.sim.completions import error_body
+from smartqueue_sim.completions import error_body
 
 T = TypeVar("T")
 SSE_MEDIA_TYPE = "text/event-stream"

@@ -1,7 +1,8 @@
-"""`smartqueue sim` and `smartqueue sim-fleet`: simulated GPUs for demos, tests and benchmarks."""
+"""`smartqueue-sim`: simulated GPUs for demos, tests and benchmarks (`gpu` and `fleet`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,8 +10,8 @@ import typer
 from pydantic import ValidationError
 
 from smartqueue.config import Engine, FleetError, GpuConfig, load_fleet
-from smartqueue.sim.faults import FaultMode, FaultSettings
-from smartqueue.sim.fleet import (
+from smartqueue_sim.faults import FaultMode, FaultSettings
+from smartqueue_sim.fleet import (
     ProfileChoice,
     ProfileChoiceError,
     address_of,
@@ -20,20 +21,15 @@ from smartqueue.sim.fleet import (
     parse_profile_options,
     unknown_gpus,
 )
-from smartqueue.sim.gpu import SimSettings
-from smartqueue.sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
-from smartqueue.sim.listener import BindError
-from smartqueue.sim.runner import SimAddress, build_node, run_nodes
+from smartqueue_sim.gpu import SimSettings
+from smartqueue_sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
+from smartqueue_sim.listener import BindError
+from smartqueue_sim.runner import SimAddress, build_node, run_nodes
 
-SIM_HELP = "Run one simulated GPU: an OpenAI-compatible server plus its metrics sidecar."
+GPU_HELP = "Run one simulated GPU: an OpenAI-compatible server plus its metrics sidecar."
 FLEET_HELP = "Run one simulated GPU per GPU of a loopback fleet file, in one process."
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `sim` and `sim-fleet` commands to the smartqueue CLI."""
-    app.command("sim", help=SIM_HELP)(sim_command)
-    app.command("sim-fleet", help=FLEET_HELP)(sim_fleet_command)
+PROG_NAME = "smartqueue-sim"
 
 
 def _fail(message: str) -> typer.Exit:
@@ -53,7 +49,7 @@ def _profile_with_overrides(name: str, overrides: dict[str, Any]) -> LatencyProf
     return LatencyProfile.model_validate({**base.model_dump(), **given})
 
 
-def sim_command(
+def gpu_command(
     port: Annotated[int, typer.Option(help="OpenAI/engine port (0: any free port)")] = 8080,
     sidecar_port: Annotated[int, typer.Option(help="Sidecar + control port (0: any)")] = 8090,
     host: Annotated[
@@ -124,7 +120,7 @@ def sim_command(
     _run([(settings, address)], ready_file=ready_file, log_level=log_level)
 
 
-def sim_fleet_command(
+def fleet_command(
     fleet: Annotated[Path, typer.Option(help="Fleet file (loopback URLs)")] = Path(
         "deploy/fleet.local.yaml"
     ),
@@ -192,3 +188,18 @@ def _run(
     except BindError as error:
         raise _fail(str(error)) from None
     run_nodes(nodes, ready_file=ready_file)
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.command("gpu", help=GPU_HELP)(gpu_command)
+app.command("fleet", help=FLEET_HELP)(fleet_command)
+
+
+@app.callback()
+def root() -> None:
+    """smartqueue-sim: simulated GPUs (llama.cpp, vLLM, Ollama) with faults, on loopback."""
+
+
+def main(args: Sequence[str] | None = None, *, prog_name: str = PROG_NAME) -> None:
+    """Entry point of the `smartqueue-sim` console script (and of `smartqueue sim`)."""
+    app(args=None if args is None else list(args), prog_name=prog_name)

@@ -14,9 +14,9 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartqueue.config import Engine
-from smartqueue.sim.completions import CompletionKind, CompletionRequest, generate_tokens
-from smartqueue.sim.faults import FaultMode, FaultSettings, fault_for_request
-from smartqueue.sim.latency import (
+from smartqueue_sim.completions import CompletionKind, CompletionRequest, generate_tokens
+from smartqueue_sim.faults import FaultMode, FaultSettings, fault_for_request
+from smartqueue_sim.latency import (
     BUILTIN_PROFILES,
     DEFAULT_PROFILE,
     FinishReason,
@@ -25,9 +25,9 @@ from smartqueue.sim.latency import (
     time_to_first_token_s,
     token_interval_s,
 )
-from smartqueue.sim.slots import SlotPool
-from smartqueue.sim.state import LoadSnapshot, SimCounters
-from smartqueue.sim.telemetry import (
+from smartqueue_sim.slots import SlotPool
+from smartqueue_sim.state import LoadSnapshot, SimCounters
+from smartqueue_sim.telemetry import (
     IDLE_TEMP_C,
     THERMAL_TIME_CONSTANT_S,
     GpuReading,
