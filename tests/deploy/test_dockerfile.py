@@ -163,8 +163,45 @@ def test_dockerignore_with_copied_sources_admits_them(dockerfile: list[Instructi
     rules = parse_dockerignore(DOCKERIGNORE.read_text())
     # Package data (pyproject: api/static/*) comes in with src/ as well.
     needed = [*copied_sources(dockerfile), "src/smartqueue/api/static/dashboard.js"]
-    assert {"pyproject.toml", "requirements.lock", "README.md", "src/"} <= set(needed)
+    assert {"pyproject.toml", "requirements.lock", "README.md", "src/smartqueue/"} <= set(needed)
     assert [path for path in needed if is_excluded(path, rules)] == []
+
+
+def test_dockerfile_copies_the_service_package_and_not_the_simulator(
+    dockerfile: list[Instruction],
+) -> None:
+    sources = [PurePosixPath(source) for source in copied_sources(dockerfile)]
+    copied_code = [source for source in sources if source.parts[0] == "src"]
+    assert copied_code == [PurePosixPath("src/smartqueue")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["src/smartqueue_sim", "src/smartqueue_sim/__init__.py", "src/smartqueue_sim/cli.py",
+     "src/smartqueue_sim/py.typed"],
+)  # fmt: skip
+def test_dockerignore_keeps_the_simulator_out_of_the_build_context(path: str) -> None:
+    assert is_excluded(path, parse_dockerignore(DOCKERIGNORE.read_text()))
+
+
+def test_dockerignore_without_its_simulator_line_still_keeps_the_simulator_out() -> None:
+    # The allow-list alone already leaves it out; the explicit line is a second guard.
+    lines = DOCKERIGNORE.read_text().splitlines()
+    rules = parse_dockerignore("\n".join(line for line in lines if "smartqueue_sim" not in line))
+    assert is_excluded("src/smartqueue_sim/cli.py", rules)
+    assert not is_excluded("src/smartqueue/cli.py", rules)
+
+
+def test_build_context_holds_every_service_file_and_no_simulator_file() -> None:
+    rules = parse_dockerignore(DOCKERIGNORE.read_text())
+    sent = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "src").rglob("*")
+        if path.is_file() and not is_excluded(path.relative_to(REPO).as_posix(), rules)
+    }
+    service = {p for p in sent if p.startswith("src/smartqueue/")}
+    assert sent == service
+    assert {"src/smartqueue/cli.py", "src/smartqueue/py.typed"} <= service
 
 
 @pytest.mark.parametrize(
