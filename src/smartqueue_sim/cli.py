@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,8 +14,9 @@ from smartqueue.config import Engine, FleetError, GpuConfig, load_fleet
 from smartqueue_sim.faults import FaultMode, FaultSettings
 from smartqueue_sim.fleet import (
     ProfileChoice,
-    ProfileChoiceError,
+    SimFleetError,
     address_of,
+    api_key_of,
     chosen_profile,
     default_profiles_path,
     load_profile_choices,
@@ -24,6 +26,7 @@ from smartqueue_sim.fleet import (
 from smartqueue_sim.gpu import SimSettings
 from smartqueue_sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
 from smartqueue_sim.listener import BindError
+from smartqueue_sim.messages import one_line
 from smartqueue_sim.runner import SimAddress, build_node, run_nodes
 
 GPU_HELP = "Run one simulated GPU: an OpenAI-compatible server plus its metrics sidecar."
@@ -82,6 +85,9 @@ def gpu_command(
     retry_after_s: Annotated[int, typer.Option(min=0, help="Retry-After of 429/503")] = 5,
     drip_interval_s: Annotated[float, typer.Option(min=0.001, help="Drip pause")] = 2.0,
     slow_start_s: Annotated[float, typer.Option(min=0, help="slow_start delay")] = 5.0,
+    api_key: Annotated[
+        str | None, typer.Option(help="Engine port wants `Authorization: Bearer KEY`")
+    ] = None,
     ready_file: Annotated[Path | None, typer.Option(help="Write URLs here as JSON once up")] = None,
     log_level: Annotated[str, typer.Option(callback=_check_log_level)] = "warning",
 ) -> None:
@@ -113,9 +119,10 @@ def gpu_command(
             vram_total_mb=vram_total_mb,
             loading_delay_s=loading_delay_s,
             faults=faults,
+            api_key=api_key,
         )
     except (ValidationError, ValueError) as error:
-        raise _fail(str(error).splitlines()[0]) from None
+        raise _fail(one_line(error)) from None
     address = SimAddress(host=host, port=port, sidecar_port=sidecar_port)
     _run([(settings, address)], ready_file=ready_file, log_level=log_level)
 
@@ -142,7 +149,7 @@ def fleet_command(
         choices = load_profile_choices(profiles_path) if profiles_path else {}
         choices.update(parse_profile_options(profile or []))
         if unknown := unknown_gpus(config, choices):
-            raise ProfileChoiceError(f"profiles name GPUs not in {fleet}: {', '.join(unknown)}")
+            raise SimFleetError(f"profiles name GPUs not in {fleet}: {', '.join(unknown)}")
         plan = [
             (
                 _gpu_settings(
@@ -152,8 +159,8 @@ def fleet_command(
             )
             for gpu in config.gpus
         ]
-    except (FleetError, ProfileChoiceError, ValidationError) as error:
-        raise _fail(str(error).splitlines()[0]) from None
+    except (FleetError, SimFleetError, ValidationError) as error:
+        raise _fail(one_line(error)) from None
     _run(plan, ready_file=ready_file, log_level=log_level)
 
 
@@ -177,6 +184,7 @@ def _gpu_settings(
         profile=latency,
         vram_total_mb=gpu.vram_total_mb,
         loading_delay_s=loading_delay_s,
+        api_key=api_key_of(gpu, os.environ),
     )
 
 

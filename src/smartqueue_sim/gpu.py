@@ -11,7 +11,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from smartqueue.config import Engine
 from smartqueue_sim.completions import CompletionKind, CompletionRequest, generate_tokens
@@ -57,6 +57,9 @@ class SimSettings(BaseModel):
     vram_total_mb: int = Field(default=24576, gt=0)
     loading_delay_s: float = Field(default=0.0, ge=0, description="/health answers 503 so long")
     faults: FaultSettings = FaultSettings()
+    api_key: SecretStr | None = Field(
+        default=None, min_length=1, description="Bearer key the engine port wants (sidecar: none)"
+    )
 
 
 class ListenerSwitch(Protocol):

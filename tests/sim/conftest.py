@@ -10,8 +10,7 @@ import pytest
 
 from smartqueue.config import Engine
 from smartqueue_sim.gpu import SimGpu, SimSettings
-from smartqueue_sim.server import build_engine_app
-from smartqueue_sim.sidecar import build_sidecar_app
+from tests.support.sim import build_sim_apps
 
 
 class FakeClock:
@@ -46,20 +45,15 @@ async def make_app_sim() -> AsyncIterator[Callable[..., AppSim]]:
     def build(**fields: object) -> AppSim:
         settings = SimSettings.model_validate({"speed": 100.0, **fields})
         clock = FakeClock()
-        sim = SimGpu(settings, clock=clock)
-        main = _client(build_engine_app(sim), "http://gpu")
-        sidecar = _client(build_sidecar_app(sim), "http://sidecar")
+        apps = build_sim_apps(settings, clock=clock)
+        main = apps.engine_client("http://gpu", timeout=10)
+        sidecar = apps.sidecar_client("http://sidecar", timeout=10)
         clients.extend((main, sidecar))
-        return AppSim(sim=sim, main=main, sidecar=sidecar, clock=clock)
+        return AppSim(sim=apps.sim, main=main, sidecar=sidecar, clock=clock)
 
     yield build
     for client in clients:
         await client.aclose()
-
-
-def _client(app: object, base_url: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=transport, base_url=base_url, timeout=10)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import yaml
 
 from smartqueue.config import load_fleet
 from smartqueue_sim.fleet import (
-    ProfileChoiceError,
+    SimFleetError,
     address_of,
     chosen_profile,
     load_profile_choices,
@@ -48,13 +48,13 @@ def test_gpu_without_a_choice_gets_the_default_profile() -> None:
      {"a": {"profile": "default", "colour": "red"}}, ["a"]],
 )  # fmt: skip
 def test_invalid_profile_choices_are_rejected(document: object) -> None:
-    with pytest.raises(ProfileChoiceError):
+    with pytest.raises(SimFleetError):
         parse_profile_choices(document, source="t")
 
 
 def test_profile_options_need_gpu_equals_profile() -> None:
     assert parse_profile_options(["a=light-fast"])["a"].profile == "light-fast"
-    with pytest.raises(ProfileChoiceError):
+    with pytest.raises(SimFleetError):
         parse_profile_options(["light-fast"])
 
 

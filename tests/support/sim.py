@@ -1,4 +1,4 @@
-"""Start real `smartqueue-sim gpu` / `fleet` processes on free loopback ports for tests.
+"""Simulated GPUs for tests: real `smartqueue-sim gpu` / `fleet` processes, or in-process apps.
 
     with running_sim(engine="vllm", slots=2, speed=100) as gpu:
         httpx.post(f"{gpu.url}/v1/chat/completions", json=...)
@@ -8,6 +8,13 @@
 The process picks its own ports (`--port 0`) and reports them through `--ready-file`, so
 parallel tests never race for a port. Control calls are synchronous (short, local); from async
 tests they block the loop for a millisecond, which is fine.
+
+When real sockets are not the point, `build_sim_apps` builds the same sim in-process (its engine
+app and its sidecar app, for `httpx.ASGITransport`): no process, no port, no start-up wait.
+
+    apps = build_sim_apps(engine="vllm", slots=2)
+    async with apps.engine_client() as gpu, apps.sidecar_client() as sidecar:
+        await gpu.post("/v1/chat/completions", json=...)
 """
 
 from __future__ import annotations
@@ -18,13 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
 
 import httpx
+from fastapi import FastAPI
+
+from smartqueue_sim.faults import FaultMode, FaultSettings
+from smartqueue_sim.gpu import SimGpu, SimSettings
+from smartqueue_sim.latency import builtin_profile
+from smartqueue_sim.server import build_engine_app
+from smartqueue_sim.sidecar import build_sidecar_app
 
 # The sibling package's console script, installed beside this Python.
 SIM_COMMAND = str(Path(sys.executable).with_name("smartqueue-sim"))
@@ -85,6 +99,7 @@ class SimOptions(TypedDict, total=False):
     profile: str
     fault: str
     loading_delay_s: float
+    api_key: str
     extra_args: Sequence[str]
 
 
@@ -100,7 +115,8 @@ def sim_args(**options: Unpack[SimOptions]) -> list[str]:
     return [
         f"--engine={o['engine']}", f"--model={o['model']}", f"--slots={o['slots']}",
         f"--speed={o['speed']}", f"--seed={o['seed']}", f"--profile={o['profile']}",
-        f"--fault={o['fault']}", f"--loading-delay-s={o['loading_delay_s']}", *o["extra_args"],
+        f"--fault={o['fault']}", f"--loading-delay-s={o['loading_delay_s']}",
+        *([f"--api-key={o['api_key']}"] if "api_key" in o else []), *o["extra_args"],
     ]  # fmt: skip
 
 
@@ -176,3 +192,56 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass(frozen=True)
+class SimApps:
+    """One in-process simulated GPU: its state and the two ASGI apps its ports would serve.
+
+    No listener is attached, so the `refuse` fault does not close anything here.
+    """
+
+    sim: SimGpu
+    engine: FastAPI
+    sidecar: FastAPI
+
+    def engine_client(self, base_url: str = "http://sim-gpu", **kwargs: Any) -> httpx.AsyncClient:
+        """An httpx client whose requests go to the engine app (OpenAI and engine paths)."""
+        return _asgi_client(self.engine, base_url, **kwargs)
+
+    def sidecar_client(
+        self, base_url: str = "http://sim-sidecar", **kwargs: Any
+    ) -> httpx.AsyncClient:
+        """An httpx client whose requests go to the sidecar app (GPU /health and /sim/...)."""
+        return _asgi_client(self.sidecar, base_url, **kwargs)
+
+
+def sim_settings(**options: Unpack[SimOptions]) -> SimSettings:
+    """The settings `smartqueue-sim gpu` would run with these options (not `extra_args`)."""
+    o: SimOptions = {**SIM_DEFAULTS, **options}
+    if o["extra_args"]:
+        raise ValueError("extra_args are command-line only; give SimSettings fields instead")
+    return SimSettings(
+        engine=o["engine"], model=o["model"], slots=o["slots"], speed=o["speed"], seed=o["seed"],
+        profile_name=o["profile"], profile=builtin_profile(o["profile"]),
+        loading_delay_s=o["loading_delay_s"], faults=FaultSettings(mode=FaultMode(o["fault"])),
+        api_key=o.get("api_key"),
+    )  # fmt: skip
+
+
+def build_sim_apps(
+    settings: SimSettings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    **options: Unpack[SimOptions],
+) -> SimApps:
+    """A simulated GPU in-process, from `settings` or from `running_sim`'s options."""
+    if settings is not None and options:
+        raise TypeError("give either settings or options, not both")
+    sim = SimGpu(settings or sim_settings(**options), clock=clock)
+    return SimApps(sim=sim, engine=build_engine_app(sim), sidecar=build_sidecar_app(sim))
+
+
+def _asgi_client(app: FastAPI, base_url: str, **kwargs: Any) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs)
