@@ -1,8 +1,9 @@
-"""In-process sims for app tests: a SimGpu, its two apps and httpx clients on them."""
+"""Sims for the simulator's own tests: in-process (a SimGpu, its two apps and httpx clients on
+them) for most, and the few real processes that the socket tests need, started together."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -10,7 +11,9 @@ import pytest
 
 from smartqueue.config import Engine
 from smartqueue_sim.gpu import SimGpu, SimSettings
-from tests.support.sim import build_sim_apps
+from tests.support.sim import SimHandle, build_sim_apps, running_sims
+
+PROCESS_API_KEY = "process-key"
 
 
 class FakeClock:
@@ -60,3 +63,20 @@ async def make_app_sim() -> AsyncIterator[Callable[..., AppSim]]:
 def llamacpp_sim(make_app_sim: Callable[..., AppSim]) -> AppSim:
     """A llama.cpp sim with 2 slots."""
     return make_app_sim(engine=Engine.LLAMACPP, slots=2)
+
+
+@pytest.fixture(scope="package")
+def sim_processes() -> Iterator[dict[str, SimHandle]]:
+    """The real sim processes of tests/sim, spawned together so their start-ups overlap.
+
+    `shared` (llama.cpp, 2 slots, 100x) serves the socket tests one after another; each other one
+    is for a single test: `refusing` starts under `refuse`, `localhost` binds a host name, and
+    `keyed` wants PROCESS_API_KEY.
+    """
+    with running_sims(
+        shared={"engine": "llamacpp", "model": "sim-model", "slots": 2, "speed": 100.0, "seed": 3},
+        refusing={"fault": "refuse"},
+        localhost={"host": "localhost"},
+        keyed={"api_key": PROCESS_API_KEY},
+    ) as sims:
+        yield sims

@@ -15,8 +15,9 @@ from smartqueue.config import GpuConfig
 from smartqueue_sim.auth import is_authorized
 from smartqueue_sim.cli import app
 from smartqueue_sim.fleet import SimFleetError, api_key_of
+from tests.sim.conftest import PROCESS_API_KEY
 from tests.support.ports import free_port
-from tests.support.sim import SimApps, build_sim_apps, running_sim, running_sim_fleet
+from tests.support.sim import SimApps, SimHandle, build_sim_apps
 
 KEY = "s3cret-key"
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -150,29 +151,16 @@ def test_gpu_command_with_an_empty_key_fails_in_one_line() -> None:
 
 
 @pytest.mark.slow
-def test_sim_process_with_api_key_serves_the_openai_client_that_sends_it() -> None:
-    with running_sim(api_key=KEY) as gpu:
-        with openai.OpenAI(base_url=f"{gpu.url}/v1", api_key=KEY, max_retries=0) as sdk:
-            answer = sdk.chat.completions.create(model="m", messages=MESSAGES, max_tokens=2)
-        with (
-            openai.OpenAI(base_url=f"{gpu.url}/v1", api_key="wrong", max_retries=0) as sdk,
-            pytest.raises(openai.AuthenticationError),
-        ):
-            sdk.models.list()
-        sidecar = httpx.get(f"{gpu.sidecar_url}/health")
-    assert answer.choices[0].message.content
-    assert sidecar.status_code == 200
-
-
-@pytest.mark.slow
-def test_sim_fleet_process_guards_only_the_gpus_with_api_key_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_sim_process_with_api_key_serves_the_openai_client_that_sends_it(
+    sim_processes: dict[str, SimHandle],
 ) -> None:
-    monkeypatch.setenv("SQ_TEST_GPU_KEY", KEY)
-    with running_sim_fleet(_keyed_fleet(tmp_path)) as sims:
-        keyed_without = httpx.get(f"{sims['keyed'].url}/v1/models")
-        keyed_with = httpx.get(f"{sims['keyed'].url}/v1/models",
-                               headers={"Authorization": f"Bearer {KEY}"})  # fmt: skip
-        open_without = httpx.get(f"{sims['open'].url}/v1/models")
-    assert (keyed_without.status_code, keyed_with.status_code) == (401, 200)
-    assert open_without.status_code == 200
+    gpu = sim_processes["keyed"]  # started with --api-key=PROCESS_API_KEY
+    with openai.OpenAI(base_url=f"{gpu.url}/v1", api_key=PROCESS_API_KEY, max_retries=0) as sdk:
+        answer = sdk.chat.completions.create(model="m", messages=MESSAGES, max_tokens=2)
+    with (
+        openai.OpenAI(base_url=f"{gpu.url}/v1", api_key="wrong", max_retries=0) as sdk,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        sdk.models.list()
+    assert answer.choices[0].message.content
+    assert httpx.get(f"{gpu.sidecar_url}/health").status_code == 200

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
@@ -120,6 +120,17 @@ def sim_args(**options: Unpack[SimOptions]) -> list[str]:
     ]  # fmt: skip
 
 
+class SimSpec(SimOptions, total=False):
+    """One sim of `running_sims`: its options, and the host it binds."""
+
+    host: str
+
+
+def gpu_command(*, host: str = "127.0.0.1", **options: Unpack[SimOptions]) -> list[str]:
+    """`smartqueue-sim gpu` on free ports (without the ready file)."""
+    return ["gpu", f"--host={host}", "--port=0", "--sidecar-port=0", *sim_args(**options)]
+
+
 @contextmanager
 def running_sim(
     *,
@@ -128,9 +139,22 @@ def running_sim(
     **options: Unpack[SimOptions],
 ) -> Iterator[SimHandle]:
     """Run `smartqueue-sim gpu` until the block ends; yields its handle."""
-    command = ["gpu", f"--host={host}", "--port=0", "--sidecar-port=0", *sim_args(**options)]
-    with _running(command, startup_timeout_s=startup_timeout_s) as handles:
-        yield handles[0]
+    with _spawned(gpu_command(host=host, **options)) as started:
+        yield started.wait_ready(startup_timeout_s)[0]
+
+
+@contextmanager
+def running_sims(
+    startup_timeout_s: float = STARTUP_TIMEOUT_S, **specs: SimSpec
+) -> Iterator[dict[str, SimHandle]]:
+    """Several `running_sim`s, spawned together so their start-ups overlap; handles by name."""
+    with ExitStack() as stack:
+        started = {
+            name: stack.enter_context(_spawned(gpu_command(**spec))) for name, spec in specs.items()
+        }
+        # Runs first on the way out: every sim gets SIGTERM at once, so their stops overlap too.
+        stack.callback(_terminate_all, [sim.process for sim in started.values()])
+        yield {name: sim.wait_ready(startup_timeout_s)[0] for name, sim in started.items()}
 
 
 @contextmanager
@@ -143,12 +167,26 @@ def running_sim_fleet(
 ) -> Iterator[dict[str, SimHandle]]:
     """Run `smartqueue-sim fleet` on a fleet file; yields handles by GPU name."""
     command = ["fleet", f"--fleet={fleet}", f"--speed={speed}", *extra_args]
-    with _running(command, startup_timeout_s=startup_timeout_s) as handles:
-        yield {handle.name: handle for handle in handles}
+    with _spawned(command) as started:
+        yield {handle.name: handle for handle in started.wait_ready(startup_timeout_s)}
+
+
+@dataclass(frozen=True)
+class _StartedSim:
+    """A sim process that was spawned and may not listen yet."""
+
+    process: subprocess.Popen[bytes]
+    ready_file: Path
+    log_file: Path
+
+    def wait_ready(self, timeout_s: float) -> list[SimHandle]:
+        """Block until its ready file appears; a handle per simulated GPU it serves."""
+        document = _wait_ready(self.process, self.ready_file, self.log_file, timeout_s)
+        return [_handle(entry, self.process) for entry in document["sims"]]
 
 
 @contextmanager
-def _running(command: list[str], *, startup_timeout_s: float) -> Iterator[list[SimHandle]]:
+def _spawned(command: list[str]) -> Iterator[_StartedSim]:
     with tempfile.TemporaryDirectory(prefix="sq-sim-") as workdir:
         ready_file, log_file = Path(workdir) / "ready.json", Path(workdir) / "sim.log"
         with log_file.open("wb") as log:
@@ -157,8 +195,7 @@ def _running(command: list[str], *, startup_timeout_s: float) -> Iterator[list[S
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
             try:
-                document = _wait_ready(process, ready_file, log_file, startup_timeout_s)
-                yield [_handle(entry, process) for entry in document["sims"]]
+                yield _StartedSim(process, ready_file, log_file)
             finally:
                 _stop(process)
 
@@ -182,6 +219,12 @@ def _wait_ready(
         time.sleep(0.02)
     log = log_file.read_text(encoding="utf-8", errors="replace")[-2000:]
     raise RuntimeError(f"sim did not become ready (exit code {process.poll()}):\n{log}")
+
+
+def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
