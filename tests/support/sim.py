@@ -15,6 +15,9 @@ app and its sidecar app, for `httpx.ASGITransport`): no process, no port, no sta
     apps = build_sim_apps(engine="vllm", slots=2)
     async with apps.engine_client() as gpu, apps.sidecar_client() as sidecar:
         await gpu.post("/v1/chat/completions", json=...)
+
+For service code that holds one client for the whole fleet, `apps.mounts(gpu.url,
+gpu.sidecar_url)` routes a fleet file's URLs to the in-process apps.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -258,6 +262,17 @@ class SimApps:
         """An httpx client whose requests go to the sidecar app (GPU /health and /sim/...)."""
         return _asgi_client(self.sidecar, base_url, **kwargs)
 
+    def mounts(self, url: str, sidecar_url: str) -> dict[str, httpx.AsyncBaseTransport]:
+        """httpx `mounts` sending `url` to the engine app and `sidecar_url` to the sidecar app.
+
+        Merge several sims' mounts into one client to stand in for a fleet:
+        `httpx.AsyncClient(mounts={**a.mounts(gpu_a.url, gpu_a.sidecar_url), **b.mounts(...)})`.
+        """
+        return {
+            _mount_key(url): httpx.ASGITransport(app=self.engine),
+            _mount_key(sidecar_url): httpx.ASGITransport(app=self.sidecar),
+        }
+
 
 def sim_settings(**options: Unpack[SimOptions]) -> SimSettings:
     """The settings `smartqueue-sim gpu` would run with these options (not `extra_args`)."""
@@ -283,6 +298,11 @@ def build_sim_apps(
         raise TypeError("give either settings or options, not both")
     sim = SimGpu(settings or sim_settings(**options), clock=clock)
     return SimApps(sim=sim, engine=build_engine_app(sim), sidecar=build_sidecar_app(sim))
+
+
+def _mount_key(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _asgi_client(app: FastAPI, base_url: str, **kwargs: Any) -> httpx.AsyncClient:
