@@ -1,7 +1,8 @@
 """API key on the engine port: with a key, every request needs `Authorization: Bearer KEY`.
 
-Like `llama-server --api-key` or `vllm serve --api-key`, except that `/health` and the engine's
-metric endpoints are guarded too. The sidecar and control port stays open.
+Every path of the engine port is guarded, `/health` and the engine's metric endpoints included,
+so a test can check that smartqueue sends the key on its probes as well as on its jobs. The
+sidecar and control port stays open.
 """
 
 from __future__ import annotations
