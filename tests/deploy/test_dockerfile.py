@@ -184,24 +184,16 @@ def test_dockerignore_keeps_the_simulator_out_of_the_build_context(path: str) ->
     assert is_excluded(path, parse_dockerignore(DOCKERIGNORE.read_text()))
 
 
-def test_dockerignore_without_its_simulator_line_still_keeps_the_simulator_out() -> None:
-    # The allow-list alone already leaves it out; the explicit line is a second guard.
-    lines = DOCKERIGNORE.read_text().splitlines()
-    rules = parse_dockerignore("\n".join(line for line in lines if "smartqueue_sim" not in line))
-    assert is_excluded("src/smartqueue_sim/cli.py", rules)
-    assert not is_excluded("src/smartqueue/cli.py", rules)
-
-
-def test_build_context_holds_every_service_file_and_no_simulator_file() -> None:
+def test_build_context_sends_the_service_and_sidecar_packages_and_no_simulator_file() -> None:
     rules = parse_dockerignore(DOCKERIGNORE.read_text())
     sent = {
         path.relative_to(REPO).as_posix()
         for path in (REPO / "src").rglob("*")
         if path.is_file() and not is_excluded(path.relative_to(REPO).as_posix(), rules)
     }
-    service = {p for p in sent if p.startswith("src/smartqueue/")}
-    assert sent == service
-    assert {"src/smartqueue/cli.py", "src/smartqueue/py.typed"} <= service
+    packages = {PurePosixPath(path).parts[1] for path in sent}
+    assert packages == {"smartqueue", "smartqueue_sidecar"}
+    assert {"src/smartqueue/cli.py", "src/smartqueue/py.typed"} <= sent
 
 
 @pytest.mark.parametrize(
