@@ -1,7 +1,8 @@
 """The simulator is a product beside the service: the two packages meet only where allowed.
 
-The simulator reads the fleet file's types from `smartqueue.config` and nothing else of the
-service; the service reaches the simulator only through the lazy `smartqueue sim` aliases.
+The simulator reads the fleet file's types (and the one-line formatter of their validation
+errors) from `smartqueue.config` and nothing else of the service; the service reaches the
+simulator only through the lazy `smartqueue sim` aliases.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 SIMULATOR = SRC / "smartqueue_sim"
 SERVICE = SRC / "smartqueue"
-FLEET_TYPES = {"Engine", "GpuConfig", "FleetConfig", "load_fleet", "FleetError"}
+# The fleet file's types, and its one-line validation messages.
+FLEET_TYPES = {
+    "Engine", "GpuConfig", "FleetConfig", "load_fleet", "FleetError", "describe_validation_error",
+}  # fmt: skip
 
 
 def imports_of(path: Path) -> list[tuple[str, set[str]]]:
