@@ -11,7 +11,8 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md ./
-COPY src/ src/
+# The service alone: the GPU simulator (src/smartqueue_sim) is a separate product and stays out.
+COPY src/smartqueue/ src/smartqueue/
 # requirements.lock pins the runtime *and* the dev tools (ruff, mypy, pytest...). Installing it
 # whole would ship the dev tools; instead pip installs the package's own runtime dependencies
 # (pyproject.toml), each held to its locked version by the constraint file.

@@ -1,17 +1,27 @@
-"""The `smartqueue` command line: serve, sim, nginx render, and operator commands."""
+"""The `smartqueue` command line: serve, stack, nginx render, operator commands, and aliases of
+the sibling programs (`sim`, `sim-fleet`, `sidecar`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import typer
 
 from smartqueue.nginx import register as register_nginx
 from smartqueue.ops import register as register_ops
 from smartqueue.serve import serve_command
-from smartqueue.sim.cli import register as register_sim
 from smartqueue.stack import register as register_stack
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.command("serve")(serve_command)
+
+SIMULATOR_PACKAGE = "smartqueue_sim"
+# Every argument, --help included, goes to the sibling program's own command line.
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+SIM_ALIASES = {
+    "sim": ("gpu", "Run one simulated GPU (alias of `smartqueue-sim gpu`)."),
+    "sim-fleet": ("fleet", "Run a fleet file's simulated GPUs (alias of `smartqueue-sim fleet`)."),
+}
 
 
 @app.callback()
@@ -19,11 +29,32 @@ def root() -> None:
     """smartqueue: a GPU-aware inference queue and router for a self-hosted LLM fleet."""
 
 
+def simulator_alias(subcommand: str) -> Callable[[typer.Context], None]:
+    """A command running `smartqueue-sim <subcommand>`, imported only when it runs."""
+
+    def run(ctx: typer.Context) -> None:
+        try:
+            from smartqueue_sim.cli import main as run_simulator
+        except ModuleNotFoundError as error:
+            if not (error.name or "").startswith(SIMULATOR_PACKAGE):
+                raise
+            typer.echo(
+                f"error: the GPU simulator ({SIMULATOR_PACKAGE}) is not installed here", err=True
+            )
+            raise typer.Exit(code=2) from None
+        run_simulator([subcommand, *ctx.args])
+
+    return run
+
+
 # Sub-command groups register themselves here; each lives beside the code it drives.
-register_sim(app)
 register_nginx(app)
 register_ops(app)
 register_stack(app)
+for alias, (subcommand, summary) in SIM_ALIASES.items():
+    app.command(alias, help=summary, context_settings=PASS_THROUGH, add_help_option=False)(
+        simulator_alias(subcommand)
+    )
 
 
 @app.command(
@@ -31,7 +62,7 @@ register_stack(app)
     help="Serve this GPU host's metrics on :8090 (the smartqueue-sidecar program; --help lists "
     "its options).",
     add_help_option=False,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    context_settings=PASS_THROUGH,
 )
 def sidecar_command(ctx: typer.Context) -> None:
     """Pass the arguments to smartqueue-sidecar, imported only now: it runs on GPU hosts."""

@@ -1,7 +1,7 @@
 """`smartqueue stack`: the whole local stack on loopback, supervised (what `make run` starts).
 
 In order, each one waited for: redis-server (AOF, in a work dir), the fleet's simulated GPUs
-(`smartqueue sim-fleet`), `smartqueue serve`, and nginx running the config rendered for the same
+(`smartqueue-sim fleet`), `smartqueue serve`, and nginx running the config rendered for the same
 fleet file. Then it prints the URLs and copy-paste examples, and on Ctrl-C or SIGTERM stops them
 in reverse order (nginx first, Redis last), so nothing is left behind.
 
@@ -34,10 +34,11 @@ import httpx
 import typer
 
 from smartqueue.config import DEFAULT_ROUTE, FleetConfig, FleetError, GpuConfig, load_fleet
+from smartqueue.loopback import NotLoopbackError, loopback_addresses
 from smartqueue.nginx import NginxOptions, render_nginx_config, write_nginx_config
-from smartqueue.sim.listener import BindError, loopback_addresses
 
 LOOPBACK = "127.0.0.1"
+SIMULATOR = "smartqueue-sim"  # console script of the sibling package smartqueue_sim
 START_TIMEOUT_S = 60.0
 POLL_S = 0.1
 STOP_TIMEOUT_S = 15.0
@@ -175,6 +176,15 @@ def find_program(name: str) -> str:
     return found
 
 
+def find_simulator() -> str:
+    """The `smartqueue-sim` console script: beside this Python (its venv), else on PATH."""
+    beside_python = Path(sys.executable).with_name(SIMULATOR)
+    found = str(beside_python) if beside_python.exists() else shutil.which(SIMULATOR)
+    if found is None:
+        raise StartRefused(f"the GPU simulator is not installed ({SIMULATOR} not found)")
+    return found
+
+
 def _check_free(address: str, port: int, *, what: str) -> None:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -213,7 +223,7 @@ def check_ports(fleet: FleetConfig, ports: StackPorts) -> None:
         seen[port] = what
         try:
             addresses = loopback_addresses(host)
-        except BindError as error:
+        except NotLoopbackError as error:
             raise StartRefused(f"{what}: {error}") from None
         for address in addresses:
             _check_free(address, port, what=what)
@@ -359,10 +369,10 @@ def start_redis(supervisor: Supervisor, ports: StackPorts) -> None:
 
 
 def start_sims(supervisor: Supervisor, fleet_path: Path, *, speed: float) -> None:
-    """`smartqueue sim-fleet`: one simulated GPU per GPU of the fleet file, on its ports."""
+    """`smartqueue-sim fleet`: one simulated GPU per GPU of the fleet file, on its ports."""
     ready_file = supervisor.workdir / "sims.ready.json"
     ready_file.unlink(missing_ok=True)  # left by an earlier run in a kept --workdir
-    args = [sys.executable, "-m", "smartqueue", "sim-fleet", "--fleet", str(fleet_path),
+    args = [find_simulator(), "fleet", "--fleet", str(fleet_path),
             "--speed", f"{speed:g}", "--ready-file", str(ready_file)]  # fmt: skip
     child = supervisor.spawn("sims", args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     supervisor.wait_ready(child, ready_file.exists, what="all sims listening")
@@ -431,6 +441,7 @@ def _load(fleet_path: Path, ports: StackPorts) -> FleetConfig:
     except FleetError as error:
         raise StartRefused(str(error)) from None
     check_ports(fleet, ports)
+    find_simulator()
     find_program("redis-server")
     find_program("nginx")
     return fleet

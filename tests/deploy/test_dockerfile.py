@@ -163,8 +163,37 @@ def test_dockerignore_with_copied_sources_admits_them(dockerfile: list[Instructi
     rules = parse_dockerignore(DOCKERIGNORE.read_text())
     # Package data (pyproject: api/static/*) comes in with src/ as well.
     needed = [*copied_sources(dockerfile), "src/smartqueue/api/static/dashboard.js"]
-    assert {"pyproject.toml", "requirements.lock", "README.md", "src/"} <= set(needed)
+    assert {"pyproject.toml", "requirements.lock", "README.md", "src/smartqueue/"} <= set(needed)
     assert [path for path in needed if is_excluded(path, rules)] == []
+
+
+def test_dockerfile_copies_the_service_package_and_not_the_simulator(
+    dockerfile: list[Instruction],
+) -> None:
+    sources = [PurePosixPath(source) for source in copied_sources(dockerfile)]
+    copied_code = [source for source in sources if source.parts[0] == "src"]
+    assert copied_code == [PurePosixPath("src/smartqueue")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["src/smartqueue_sim", "src/smartqueue_sim/__init__.py", "src/smartqueue_sim/cli.py",
+     "src/smartqueue_sim/py.typed"],
+)  # fmt: skip
+def test_dockerignore_keeps_the_simulator_out_of_the_build_context(path: str) -> None:
+    assert is_excluded(path, parse_dockerignore(DOCKERIGNORE.read_text()))
+
+
+def test_build_context_sends_the_service_and_sidecar_packages_and_no_simulator_file() -> None:
+    rules = parse_dockerignore(DOCKERIGNORE.read_text())
+    sent = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "src").rglob("*")
+        if path.is_file() and not is_excluded(path.relative_to(REPO).as_posix(), rules)
+    }
+    packages = {PurePosixPath(path).parts[1] for path in sent}
+    assert packages == {"smartqueue", "smartqueue_sidecar"}
+    assert {"src/smartqueue/cli.py", "src/smartqueue/py.typed"} <= sent
 
 
 @pytest.mark.parametrize(

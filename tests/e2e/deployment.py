@@ -1,6 +1,6 @@
 """A whole deployment on loopback for end-to-end tests: sim GPUs, `smartqueue serve`, nginx.
 
-Every part is a real process the test starts on free ports: `smartqueue sim` per GPU, one
+Every part is a real process the test starts on free ports: `smartqueue-sim gpu` per GPU, one
 `smartqueue serve` on the session's redis-server (with the test's key prefix and fast timings),
 and the real nginx running the config rendered for that fleet with the service as its queue.
 Clients talk to nginx over real HTTP, as they would in production.

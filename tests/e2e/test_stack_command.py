@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from smartqueue.loopback import NotLoopbackError, loopback_addresses
+from smartqueue.stack import StartRefused, find_simulator
 from tests.support.binaries import require_binary
 from tests.support.ports import free_port
 
@@ -159,3 +161,27 @@ def test_stack_with_a_port_taken_refuses_to_start_in_one_line(tmp_path: Path) ->
     assert result.stderr.decode().splitlines() == [
         f"smartqueue stack: port {port} (smartqueue API, --api-port) is already in use"
     ]
+
+
+def test_stack_finds_the_simulator_console_script_beside_its_python() -> None:
+    assert find_simulator() == str(Path(sys.executable).with_name("smartqueue-sim"))
+
+
+def test_stack_without_the_simulator_installed_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StartRefused, match="simulator is not installed"):
+        find_simulator()
+
+
+@pytest.mark.parametrize("host", ["localhost", "::1", "127.0.0.5"])
+def test_stack_hosts_on_loopback_resolve_to_their_addresses(host: str) -> None:
+    assert loopback_addresses(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1"])
+def test_stack_hosts_outside_loopback_are_refused(host: str) -> None:
+    with pytest.raises(NotLoopbackError, match="non-loopback"):
+        loopback_addresses(host)

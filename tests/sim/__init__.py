@@ -1,1 +1,1 @@
-"""Tests of the simulated GPU server (`smartqueue sim`)."""
+"""Tests of the simulated GPU server (`smartqueue-sim`, package smartqueue_sim)."""

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from smartqueue.sim.completions import (
+from smartqueue_sim.completions import (
     CompletionKind,
     CompletionShape,
     InvalidRequestError,
     generate_tokens,
     parse_completion_request,
 )
-from smartqueue.sim.latency import FinishReason
+from smartqueue_sim.latency import FinishReason
 
 
 def _chat(**fields: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from smartqueue.config import Engine
-from smartqueue.sim.latency import time_to_first_token_s, token_interval_s
+from smartqueue_sim.latency import time_to_first_token_s, token_interval_s
 from tests.sim.conftest import AppSim
 
 CHAT = {"model": "sim-model", "messages": [{"role": "user", "content": "hello"}]}
@@ -107,6 +107,15 @@ async def test_health_is_503_while_loading_then_200(make_app_sim: Callable[..., 
     ready = await sim.main.get("/health")
     assert (loading.status_code, refused.status_code, ready.status_code) == (503, 503, 200)
     assert loading.json()["error"]["message"] == "Loading model"
+
+
+async def test_vllm_models_answer_while_health_says_loading(
+    make_app_sim: Callable[..., AppSim],
+) -> None:
+    sim = make_app_sim(engine=Engine.VLLM, loading_delay_s=300.0)
+    health = await sim.main.get("/health")
+    models = await sim.main.get("/v1/models")
+    assert (health.status_code, models.status_code) == (503, 200)  # as vLLM does
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from smartqueue.sim.faults import FaultMode, FaultSettings, fault_for_request
-from smartqueue.sim.latency import builtin_profile
-from smartqueue.sim.telemetry import (
+from smartqueue_sim.faults import FaultMode, FaultSettings, fault_for_request
+from smartqueue_sim.latency import builtin_profile
+from smartqueue_sim.telemetry import (
     FULL_LOAD_TEMP_C,
     IDLE_TEMP_C,
     ThermalState,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smartqueue.sim.latency import (
+from smartqueue_sim.latency import (
     BUILTIN_PROFILES,
     FinishReason,
     LatencyProfile,

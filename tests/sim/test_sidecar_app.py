@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from smartqueue.sim.completions import CompletionKind, parse_completion_request
-from smartqueue.sim.telemetry import IDLE_TEMP_C
+from smartqueue_sim.completions import CompletionKind, parse_completion_request
+from smartqueue_sim.telemetry import IDLE_TEMP_C
 from tests.sim.conftest import AppSim
 
 CHAT = {"model": "sim-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 30}

@@ -1,4 +1,4 @@
-"""`smartqueue sim-fleet`: profile choice, and one process serving every GPU of a fleet file."""
+"""`smartqueue-sim fleet`: profile choice, and one process serving every GPU of a fleet file."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import pytest
 import yaml
 
 from smartqueue.config import load_fleet
-from smartqueue.sim.fleet import (
-    ProfileChoiceError,
+from smartqueue_sim.fleet import (
+    SimFleetError,
     address_of,
     chosen_profile,
     load_profile_choices,
     parse_profile_choices,
     parse_profile_options,
 )
-from smartqueue.sim.latency import BUILTIN_PROFILES
+from smartqueue_sim.latency import BUILTIN_PROFILES
 from tests.support.ports import free_port
 from tests.support.sim import running_sim_fleet
 
@@ -48,13 +48,13 @@ def test_gpu_without_a_choice_gets_the_default_profile() -> None:
      {"a": {"profile": "default", "colour": "red"}}, ["a"]],
 )  # fmt: skip
 def test_invalid_profile_choices_are_rejected(document: object) -> None:
-    with pytest.raises(ProfileChoiceError):
+    with pytest.raises(SimFleetError):
         parse_profile_choices(document, source="t")
 
 
 def test_profile_options_need_gpu_equals_profile() -> None:
     assert parse_profile_options(["a=light-fast"])["a"].profile == "light-fast"
-    with pytest.raises(ProfileChoiceError):
+    with pytest.raises(SimFleetError):
         parse_profile_options(["light-fast"])
 
 
@@ -70,11 +70,12 @@ def _write_fleet(directory: Path) -> Path:
         ("code", "vllm", "code-model", 2, 24576),
         ("light", "ollama", "light-model", 2, 12227),
     ]
+    key_envs = {"code": {"api_key_env": "SQ_TEST_CODE_KEY"}}
     document = {
         "gpus": [
             {"name": name, "url": f"http://127.0.0.1:{free_port()}",
              "sidecar_url": f"http://127.0.0.1:{free_port()}", "engine": engine,
-             "model": model, "slots": slots, "vram_total_mb": vram}
+             "model": model, "slots": slots, "vram_total_mb": vram, **key_envs.get(name, {})}
             for name, engine, model, slots, vram in gpus
         ],
         "routes": {"default": ["big", "code", "light"]},
@@ -86,18 +87,25 @@ def _write_fleet(directory: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_sim_fleet_serves_every_gpu_of_the_fleet_file(tmp_path: Path) -> None:
+def test_sim_fleet_serves_every_gpu_of_the_fleet_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fleet_path = _write_fleet(tmp_path)
     fleet = load_fleet(fleet_path)
-    with running_sim_fleet(fleet_path, extra_args=["--profile=light=light-fast"]) as sims:
-        models = {name: httpx.get(f"{sim.url}/v1/models").json() for name, sim in sims.items()}
+    monkeypatch.setenv("SQ_TEST_CODE_KEY", "code-key")  # `code` has api_key_env
+    keyed = httpx.Client(headers={"Authorization": "Bearer code-key"})
+    with keyed, running_sim_fleet(fleet_path, extra_args=["--profile=light=light-fast"]) as sims:
+        models = {name: keyed.get(f"{sim.url}/v1/models").json() for name, sim in sims.items()}
         settings = {name: httpx.get(f"{sim.sidecar_url}/sim/settings").json()
                     for name, sim in sims.items()}  # fmt: skip
         engine_paths = [("big", "/slots"), ("code", "/metrics"), ("light", "/api/ps")]
-        statuses = [httpx.get(f"{sims[name].url}{path}").status_code for name, path in engine_paths]
+        statuses = [keyed.get(f"{sims[name].url}{path}").status_code for name, path in engine_paths]
+        keyless = {name: httpx.get(f"{sim.url}/v1/models").status_code
+                   for name, sim in sims.items()}  # fmt: skip
         sims["code"].set_faults("error")
-        faulted = httpx.post(f"{sims['code'].url}/v1/completions", json={"prompt": "x"})
+        faulted = keyed.post(f"{sims['code'].url}/v1/completions", json={"prompt": "x"})
         healthy = httpx.post(f"{sims['big'].url}/v1/completions", json={"prompt": "x"})
+    assert keyless == {"big": 200, "code": 401, "light": 200}
     assert {name: body["data"][0]["id"] for name, body in models.items()} == {
         gpu.name: gpu.model for gpu in fleet.gpus
     }

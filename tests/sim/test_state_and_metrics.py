@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from smartqueue.sim.metrics import llamacpp_metrics, render_metrics, vllm_metrics
-from smartqueue.sim.slots import SlotPool
-from smartqueue.sim.state import LoadSnapshot, SimCounters
+from smartqueue_sim.metrics import llamacpp_metrics, render_metrics, vllm_metrics
+from smartqueue_sim.slots import SlotPool
+from smartqueue_sim.state import LoadSnapshot, SimCounters
 
 LOAD = LoadSnapshot(
     slots=2,

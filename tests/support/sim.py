@@ -1,4 +1,4 @@
-"""Start real `smartqueue sim` / `sim-fleet` processes on free loopback ports for tests.
+"""Simulated GPUs for tests: real `smartqueue-sim gpu` / `fleet` processes, or in-process apps.
 
     with running_sim(engine="vllm", slots=2, speed=100) as gpu:
         httpx.post(f"{gpu.url}/v1/chat/completions", json=...)
@@ -8,6 +8,16 @@
 The process picks its own ports (`--port 0`) and reports them through `--ready-file`, so
 parallel tests never race for a port. Control calls are synchronous (short, local); from async
 tests they block the loop for a millisecond, which is fine.
+
+When real sockets are not the point, `build_sim_apps` builds the same sim in-process (its engine
+app and its sidecar app, for `httpx.ASGITransport`): no process, no port, no start-up wait.
+
+    apps = build_sim_apps(engine="vllm", slots=2)
+    async with apps.engine_client() as gpu, apps.sidecar_client() as sidecar:
+        await gpu.post("/v1/chat/completions", json=...)
+
+For service code that holds one client for the whole fleet, `apps.mounts(gpu.url,
+gpu.sidecar_url)` routes a fleet file's URLs to the in-process apps.
 """
 
 from __future__ import annotations
@@ -18,14 +28,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict, Unpack, cast
+from urllib.parse import urlsplit
 
 import httpx
+from fastapi import FastAPI
 
+from smartqueue_sim.faults import FaultMode, FaultSettings
+from smartqueue_sim.gpu import SimGpu, SimSettings
+from smartqueue_sim.latency import builtin_profile
+from smartqueue_sim.server import build_engine_app
+from smartqueue_sim.sidecar import build_sidecar_app
+
+# The sibling package's console script, installed beside this Python.
+SIM_COMMAND = str(Path(sys.executable).with_name("smartqueue-sim"))
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 CONTROL_TIMEOUT_S = 5.0
@@ -73,7 +93,7 @@ class SimHandle:
 
 
 class SimOptions(TypedDict, total=False):
-    """Options of `smartqueue sim` a test may set (the rest keep the defaults below)."""
+    """Options of `smartqueue-sim gpu` a test may set (the rest keep the defaults below)."""
 
     engine: str
     model: str
@@ -83,6 +103,7 @@ class SimOptions(TypedDict, total=False):
     profile: str
     fault: str
     loading_delay_s: float
+    api_key: str
     extra_args: Sequence[str]
 
 
@@ -93,13 +114,25 @@ SIM_DEFAULTS: SimOptions = {
 
 
 def sim_args(**options: Unpack[SimOptions]) -> list[str]:
-    """Command-line arguments of `smartqueue sim` after the sub-command name."""
+    """Command-line arguments of `smartqueue-sim gpu` after the sub-command name."""
     o: SimOptions = {**SIM_DEFAULTS, **options}
     return [
         f"--engine={o['engine']}", f"--model={o['model']}", f"--slots={o['slots']}",
         f"--speed={o['speed']}", f"--seed={o['seed']}", f"--profile={o['profile']}",
-        f"--fault={o['fault']}", f"--loading-delay-s={o['loading_delay_s']}", *o["extra_args"],
+        f"--fault={o['fault']}", f"--loading-delay-s={o['loading_delay_s']}",
+        *([f"--api-key={o['api_key']}"] if "api_key" in o else []), *o["extra_args"],
     ]  # fmt: skip
+
+
+class SimSpec(SimOptions, total=False):
+    """One sim of `running_sims`: its options, and the host it binds."""
+
+    host: str
+
+
+def gpu_command(*, host: str = "127.0.0.1", **options: Unpack[SimOptions]) -> list[str]:
+    """`smartqueue-sim gpu` on free ports (without the ready file)."""
+    return ["gpu", f"--host={host}", "--port=0", "--sidecar-port=0", *sim_args(**options)]
 
 
 @contextmanager
@@ -109,10 +142,23 @@ def running_sim(
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
     **options: Unpack[SimOptions],
 ) -> Iterator[SimHandle]:
-    """Run `python -m smartqueue sim` until the block ends; yields its handle."""
-    command = ["sim", f"--host={host}", "--port=0", "--sidecar-port=0", *sim_args(**options)]
-    with _running(command, startup_timeout_s=startup_timeout_s) as handles:
-        yield handles[0]
+    """Run `smartqueue-sim gpu` until the block ends; yields its handle."""
+    with _spawned(gpu_command(host=host, **options)) as started:
+        yield started.wait_ready(startup_timeout_s)[0]
+
+
+@contextmanager
+def running_sims(
+    startup_timeout_s: float = STARTUP_TIMEOUT_S, **specs: SimSpec
+) -> Iterator[dict[str, SimHandle]]:
+    """Several `running_sim`s, spawned together so their start-ups overlap; handles by name."""
+    with ExitStack() as stack:
+        started = {
+            name: stack.enter_context(_spawned(gpu_command(**spec))) for name, spec in specs.items()
+        }
+        # Runs first on the way out: every sim gets SIGTERM at once, so their stops overlap too.
+        stack.callback(_terminate_all, [sim.process for sim in started.values()])
+        yield {name: sim.wait_ready(startup_timeout_s)[0] for name, sim in started.items()}
 
 
 @contextmanager
@@ -123,24 +169,37 @@ def running_sim_fleet(
     extra_args: Sequence[str] = (),
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
 ) -> Iterator[dict[str, SimHandle]]:
-    """Run `python -m smartqueue sim-fleet` on a fleet file; yields handles by GPU name."""
-    command = ["sim-fleet", f"--fleet={fleet}", f"--speed={speed}", *extra_args]
-    with _running(command, startup_timeout_s=startup_timeout_s) as handles:
-        yield {handle.name: handle for handle in handles}
+    """Run `smartqueue-sim fleet` on a fleet file; yields handles by GPU name."""
+    command = ["fleet", f"--fleet={fleet}", f"--speed={speed}", *extra_args]
+    with _spawned(command) as started:
+        yield {handle.name: handle for handle in started.wait_ready(startup_timeout_s)}
+
+
+@dataclass(frozen=True)
+class _StartedSim:
+    """A sim process that was spawned and may not listen yet."""
+
+    process: subprocess.Popen[bytes]
+    ready_file: Path
+    log_file: Path
+
+    def wait_ready(self, timeout_s: float) -> list[SimHandle]:
+        """Block until its ready file appears; a handle per simulated GPU it serves."""
+        document = _wait_ready(self.process, self.ready_file, self.log_file, timeout_s)
+        return [_handle(entry, self.process) for entry in document["sims"]]
 
 
 @contextmanager
-def _running(command: list[str], *, startup_timeout_s: float) -> Iterator[list[SimHandle]]:
+def _spawned(command: list[str]) -> Iterator[_StartedSim]:
     with tempfile.TemporaryDirectory(prefix="sq-sim-") as workdir:
         ready_file, log_file = Path(workdir) / "ready.json", Path(workdir) / "sim.log"
         with log_file.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "smartqueue", *command, f"--ready-file={ready_file}"],
+                [SIM_COMMAND, *command, f"--ready-file={ready_file}"],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
             try:
-                document = _wait_ready(process, ready_file, log_file, startup_timeout_s)
-                yield [_handle(entry, process) for entry in document["sims"]]
+                yield _StartedSim(process, ready_file, log_file)
             finally:
                 _stop(process)
 
@@ -166,6 +225,12 @@ def _wait_ready(
     raise RuntimeError(f"sim did not become ready (exit code {process.poll()}):\n{log}")
 
 
+def _terminate_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -174,3 +239,72 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass(frozen=True)
+class SimApps:
+    """One in-process simulated GPU: its state and the two ASGI apps its ports would serve.
+
+    No listener is attached, so the `refuse` fault does not close anything here.
+    """
+
+    sim: SimGpu
+    engine: FastAPI
+    sidecar: FastAPI
+
+    def engine_client(self, base_url: str = "http://sim-gpu", **kwargs: Any) -> httpx.AsyncClient:
+        """An httpx client whose requests go to the engine app (OpenAI and engine paths)."""
+        return _asgi_client(self.engine, base_url, **kwargs)
+
+    def sidecar_client(
+        self, base_url: str = "http://sim-sidecar", **kwargs: Any
+    ) -> httpx.AsyncClient:
+        """An httpx client whose requests go to the sidecar app (GPU /health and /sim/...)."""
+        return _asgi_client(self.sidecar, base_url, **kwargs)
+
+    def mounts(self, url: str, sidecar_url: str) -> dict[str, httpx.AsyncBaseTransport]:
+        """httpx `mounts` sending `url` to the engine app and `sidecar_url` to the sidecar app.
+
+        Merge several sims' mounts into one client to stand in for a fleet:
+        `httpx.AsyncClient(mounts={**a.mounts(gpu_a.url, gpu_a.sidecar_url), **b.mounts(...)})`.
+        """
+        return {
+            _mount_key(url): httpx.ASGITransport(app=self.engine),
+            _mount_key(sidecar_url): httpx.ASGITransport(app=self.sidecar),
+        }
+
+
+def sim_settings(**options: Unpack[SimOptions]) -> SimSettings:
+    """The settings `smartqueue-sim gpu` would run with these options (not `extra_args`)."""
+    o: SimOptions = {**SIM_DEFAULTS, **options}
+    if o["extra_args"]:
+        raise ValueError("extra_args are command-line only; give SimSettings fields instead")
+    return SimSettings(
+        engine=o["engine"], model=o["model"], slots=o["slots"], speed=o["speed"], seed=o["seed"],
+        profile_name=o["profile"], profile=builtin_profile(o["profile"]),
+        loading_delay_s=o["loading_delay_s"], faults=FaultSettings(mode=FaultMode(o["fault"])),
+        api_key=o.get("api_key"),
+    )  # fmt: skip
+
+
+def build_sim_apps(
+    settings: SimSettings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    **options: Unpack[SimOptions],
+) -> SimApps:
+    """A simulated GPU in-process, from `settings` or from `running_sim`'s options."""
+    if settings is not None and options:
+        raise TypeError("give either settings or options, not both")
+    sim = SimGpu(settings or sim_settings(**options), clock=clock)
+    return SimApps(sim=sim, engine=build_engine_app(sim), sidecar=build_sidecar_app(sim))
+
+
+def _mount_key(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _asgi_client(app: FastAPI, base_url: str, **kwargs: Any) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from smartqueue.sim.state import LoadSnapshot
+from smartqueue_sim.state import LoadSnapshot
 
 
 @dataclass(frozen=True, slots=True)

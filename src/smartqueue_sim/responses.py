@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from smartqueue.sim.completions import error_body
+from smartqueue_sim.completions import error_body
 
 T = TypeVar("T")
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -25,9 +25,12 @@ def error_response(
     error_type: str,
     param: str | None = None,
     retry_after_s: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An OpenAI-shaped error, with Retry-After when given."""
-    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    headers = dict(headers or {})
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
     body = error_body(message, error_type=error_type, code=status, param=param)
     return JSONResponse(body, status_code=status, headers=headers)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from smartqueue.sim.latency import FinishReason
+from smartqueue_sim.latency import FinishReason
 
 SSE_DONE = b"data: [DONE]\n\n"
 CHARS_PER_TOKEN = 4

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from smartqueue.sim.faults import FaultSettings
-from smartqueue.sim.gpu import SimGpu, SimSettings
-from smartqueue.sim.state import SimStats
-from smartqueue.sim.telemetry import GpuReading
+from smartqueue_sim.faults import FaultSettings
+from smartqueue_sim.gpu import SimGpu, SimSettings
+from smartqueue_sim.state import SimStats
+from smartqueue_sim.telemetry import GpuReading
 
 
 def build_sidecar_app(sim: SimGpu) -> FastAPI:

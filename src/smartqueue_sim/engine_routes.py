@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from smartqueue.config import Engine
-from smartqueue.sim.gpu import SimGpu
-from smartqueue.sim.metrics import llamacpp_metrics, render_metrics, vllm_metrics
-from smartqueue.sim.responses import error_response
+from smartqueue_sim.gpu import SimGpu
+from smartqueue_sim.metrics import llamacpp_metrics, render_metrics, vllm_metrics
+from smartqueue_sim.responses import error_response
 
 PROMETHEUS_MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OLLAMA_KEEP_ALIVE = timedelta(minutes=5)

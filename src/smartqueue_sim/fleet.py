@@ -1,11 +1,13 @@
-"""`smartqueue sim-fleet`: one simulated GPU per GPU of a loopback fleet file, in one process.
+"""`smartqueue-sim fleet`: one simulated GPU per GPU of a loopback fleet file, in one process.
 
 Latency profiles are not part of the fleet schema; a small profiles file maps GPU names to
-built-in profiles (optionally with overrides), and unnamed GPUs get the default profile.
+built-in profiles (optionally with overrides), and unnamed GPUs get the default profile. A GPU
+with `api_key_env` wants the key that variable holds, as the real server would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,14 +16,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smartqueue.config import FleetConfig, GpuConfig
-from smartqueue.sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
-from smartqueue.sim.runner import SimAddress
+from smartqueue_sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
+from smartqueue_sim.messages import one_line
+from smartqueue_sim.runner import SimAddress
 
 PROFILES_FILE_NAME = "sim-profiles.yaml"
 
 
-class ProfileChoiceError(ValueError):
-    """The profiles file or a `--profile` choice is invalid."""
+class SimFleetError(ValueError):
+    """The fleet cannot run as sims: a profile choice, a GPU's address or its API key is wrong."""
 
 
 class ProfileChoice(BaseModel):
@@ -43,7 +46,7 @@ def parse_profile_choices(document: object, *, source: str) -> dict[str, Profile
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise ProfileChoiceError(f"{source}: expected a mapping of GPU name to profile")
+        raise SimFleetError(f"{source}: expected a mapping of GPU name to profile")
     choices: dict[str, ProfileChoice] = {}
     for gpu, entry in document.items():
         value = {"profile": entry} if isinstance(entry, str) else entry
@@ -51,8 +54,7 @@ def parse_profile_choices(document: object, *, source: str) -> dict[str, Profile
             choices[str(gpu)] = ProfileChoice.model_validate(value)
             choices[str(gpu)].resolve()
         except (ValidationError, ValueError) as error:
-            first_line = str(error).splitlines()[0]
-            raise ProfileChoiceError(f"{source}: {gpu}: {first_line}") from None
+            raise SimFleetError(f"{source}: {gpu}: {one_line(error)}") from None
     return choices
 
 
@@ -61,7 +63,7 @@ def load_profile_choices(path: Path) -> dict[str, ProfileChoice]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        raise ProfileChoiceError(f"{path}: cannot read profiles ({error})") from None
+        raise SimFleetError(f"{path}: cannot read profiles ({error})") from None
     return parse_profile_choices(document, source=str(path))
 
 
@@ -77,7 +79,7 @@ def parse_profile_options(options: list[str]) -> dict[str, ProfileChoice]:
     for option in options:
         gpu, sep, name = option.partition("=")
         if not sep or not gpu or not name:
-            raise ProfileChoiceError(f"--profile {option!r}: expected GPU=PROFILE")
+            raise SimFleetError(f"--profile {option!r}: expected GPU=PROFILE")
         choices.update(parse_profile_choices({gpu: name}, source="--profile"))
     return choices
 
@@ -86,10 +88,20 @@ def address_of(gpu: GpuConfig) -> SimAddress:
     """Host and ports a GPU's sim listens on, from its `url` and `sidecar_url`."""
     main, sidecar = urlsplit(gpu.url), urlsplit(gpu.sidecar_url)
     if main.hostname != sidecar.hostname:
-        raise ProfileChoiceError(f"{gpu.name}: url and sidecar_url must name the same host")
+        raise SimFleetError(f"{gpu.name}: url and sidecar_url must name the same host")
     if main.port is None or sidecar.port is None:
-        raise ProfileChoiceError(f"{gpu.name}: url and sidecar_url need explicit ports")
+        raise SimFleetError(f"{gpu.name}: url and sidecar_url need explicit ports")
     return SimAddress(host=main.hostname or "", port=main.port, sidecar_port=sidecar.port)
+
+
+def api_key_of(gpu: GpuConfig, environ: Mapping[str, str]) -> str | None:
+    """The key a GPU's sim wants: the value of its `api_key_env` variable (None: it has none)."""
+    if gpu.api_key_env is None:
+        return None
+    key = environ.get(gpu.api_key_env, "")
+    if not key:
+        raise SimFleetError(f"{gpu.name}: api_key_env {gpu.api_key_env} is not set or empty")
+    return key
 
 
 def chosen_profile(gpu_name: str, choices: dict[str, ProfileChoice]) -> tuple[str, LatencyProfile]:

@@ -11,12 +11,12 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from smartqueue.config import Engine
-from smartqueue.sim.completions import CompletionKind, CompletionRequest, generate_tokens
-from smartqueue.sim.faults import FaultMode, FaultSettings, fault_for_request
-from smartqueue.sim.latency import (
+from smartqueue_sim.completions import CompletionKind, CompletionRequest, generate_tokens
+from smartqueue_sim.faults import FaultMode, FaultSettings, fault_for_request
+from smartqueue_sim.latency import (
     BUILTIN_PROFILES,
     DEFAULT_PROFILE,
     FinishReason,
@@ -25,9 +25,9 @@ from smartqueue.sim.latency import (
     time_to_first_token_s,
     token_interval_s,
 )
-from smartqueue.sim.slots import SlotPool
-from smartqueue.sim.state import LoadSnapshot, SimCounters
-from smartqueue.sim.telemetry import (
+from smartqueue_sim.slots import SlotPool
+from smartqueue_sim.state import LoadSnapshot, SimCounters
+from smartqueue_sim.telemetry import (
     IDLE_TEMP_C,
     THERMAL_TIME_CONSTANT_S,
     GpuReading,
@@ -57,6 +57,9 @@ class SimSettings(BaseModel):
     vram_total_mb: int = Field(default=24576, gt=0)
     loading_delay_s: float = Field(default=0.0, ge=0, description="/health answers 503 so long")
     faults: FaultSettings = FaultSettings()
+    api_key: SecretStr | None = Field(
+        default=None, min_length=1, description="Bearer key the engine port wants (sidecar: none)"
+    )
 
 
 class ListenerSwitch(Protocol):

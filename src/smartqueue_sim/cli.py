@@ -1,7 +1,9 @@
-"""`smartqueue sim` and `smartqueue sim-fleet`: simulated GPUs for demos, tests and benchmarks."""
+"""`smartqueue-sim`: simulated GPUs for demos, tests and benchmarks (`gpu` and `fleet`)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,31 +11,28 @@ import typer
 from pydantic import ValidationError
 
 from smartqueue.config import Engine, FleetError, GpuConfig, load_fleet
-from smartqueue.sim.faults import FaultMode, FaultSettings
-from smartqueue.sim.fleet import (
+from smartqueue_sim.faults import FaultMode, FaultSettings
+from smartqueue_sim.fleet import (
     ProfileChoice,
-    ProfileChoiceError,
+    SimFleetError,
     address_of,
+    api_key_of,
     chosen_profile,
     default_profiles_path,
     load_profile_choices,
     parse_profile_options,
     unknown_gpus,
 )
-from smartqueue.sim.gpu import SimSettings
-from smartqueue.sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
-from smartqueue.sim.listener import BindError
-from smartqueue.sim.runner import SimAddress, build_node, run_nodes
+from smartqueue_sim.gpu import SimSettings
+from smartqueue_sim.latency import DEFAULT_PROFILE, LatencyProfile, builtin_profile
+from smartqueue_sim.listener import BindError
+from smartqueue_sim.messages import one_line
+from smartqueue_sim.runner import SimAddress, build_node, run_nodes
 
-SIM_HELP = "Run one simulated GPU: an OpenAI-compatible server plus its metrics sidecar."
+GPU_HELP = "Run one simulated GPU: an OpenAI-compatible server plus its metrics sidecar."
 FLEET_HELP = "Run one simulated GPU per GPU of a loopback fleet file, in one process."
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `sim` and `sim-fleet` commands to the smartqueue CLI."""
-    app.command("sim", help=SIM_HELP)(sim_command)
-    app.command("sim-fleet", help=FLEET_HELP)(sim_fleet_command)
+PROG_NAME = "smartqueue-sim"
 
 
 def _fail(message: str) -> typer.Exit:
@@ -53,7 +52,7 @@ def _profile_with_overrides(name: str, overrides: dict[str, Any]) -> LatencyProf
     return LatencyProfile.model_validate({**base.model_dump(), **given})
 
 
-def sim_command(
+def gpu_command(
     port: Annotated[int, typer.Option(help="OpenAI/engine port (0: any free port)")] = 8080,
     sidecar_port: Annotated[int, typer.Option(help="Sidecar + control port (0: any)")] = 8090,
     host: Annotated[
@@ -86,6 +85,9 @@ def sim_command(
     retry_after_s: Annotated[int, typer.Option(min=0, help="Retry-After of 429/503")] = 5,
     drip_interval_s: Annotated[float, typer.Option(min=0.001, help="Drip pause")] = 2.0,
     slow_start_s: Annotated[float, typer.Option(min=0, help="slow_start delay")] = 5.0,
+    api_key: Annotated[
+        str | None, typer.Option(help="Engine port wants `Authorization: Bearer KEY`")
+    ] = None,
     ready_file: Annotated[Path | None, typer.Option(help="Write URLs here as JSON once up")] = None,
     log_level: Annotated[str, typer.Option(callback=_check_log_level)] = "warning",
 ) -> None:
@@ -117,14 +119,15 @@ def sim_command(
             vram_total_mb=vram_total_mb,
             loading_delay_s=loading_delay_s,
             faults=faults,
+            api_key=api_key,
         )
     except (ValidationError, ValueError) as error:
-        raise _fail(str(error).splitlines()[0]) from None
+        raise _fail(one_line(error)) from None
     address = SimAddress(host=host, port=port, sidecar_port=sidecar_port)
     _run([(settings, address)], ready_file=ready_file, log_level=log_level)
 
 
-def sim_fleet_command(
+def fleet_command(
     fleet: Annotated[Path, typer.Option(help="Fleet file (loopback URLs)")] = Path(
         "deploy/fleet.local.yaml"
     ),
@@ -146,7 +149,7 @@ def sim_fleet_command(
         choices = load_profile_choices(profiles_path) if profiles_path else {}
         choices.update(parse_profile_options(profile or []))
         if unknown := unknown_gpus(config, choices):
-            raise ProfileChoiceError(f"profiles name GPUs not in {fleet}: {', '.join(unknown)}")
+            raise SimFleetError(f"profiles name GPUs not in {fleet}: {', '.join(unknown)}")
         plan = [
             (
                 _gpu_settings(
@@ -156,8 +159,8 @@ def sim_fleet_command(
             )
             for gpu in config.gpus
         ]
-    except (FleetError, ProfileChoiceError, ValidationError) as error:
-        raise _fail(str(error).splitlines()[0]) from None
+    except (FleetError, SimFleetError, ValidationError) as error:
+        raise _fail(one_line(error)) from None
     _run(plan, ready_file=ready_file, log_level=log_level)
 
 
@@ -181,6 +184,7 @@ def _gpu_settings(
         profile=latency,
         vram_total_mb=gpu.vram_total_mb,
         loading_delay_s=loading_delay_s,
+        api_key=api_key_of(gpu, os.environ),
     )
 
 
@@ -192,3 +196,18 @@ def _run(
     except BindError as error:
         raise _fail(str(error)) from None
     run_nodes(nodes, ready_file=ready_file)
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.command("gpu", help=GPU_HELP)(gpu_command)
+app.command("fleet", help=FLEET_HELP)(fleet_command)
+
+
+@app.callback()
+def root() -> None:
+    """smartqueue-sim: simulated GPUs (llama.cpp, vLLM, Ollama) with faults, on loopback."""
+
+
+def main(args: Sequence[str] | None = None, *, prog_name: str = PROG_NAME) -> None:
+    """Entry point of the `smartqueue-sim` console script (and of `smartqueue sim`)."""
+    app(args=None if args is None else list(args), prog_name=prog_name)

@@ -13,7 +13,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smartqueue.sim.completions import (
+from smartqueue_sim.auth import RequireApiKey
+from smartqueue_sim.completions import (
     SSE_DONE,
     CompletionKind,
     CompletionShape,
@@ -21,10 +22,10 @@ from smartqueue.sim.completions import (
     parse_completion_request,
     sse_event,
 )
-from smartqueue.sim.engine_routes import engine_router
-from smartqueue.sim.faults import FaultMode
-from smartqueue.sim.gpu import GenerationPlan, SimGpu
-from smartqueue.sim.responses import (
+from smartqueue_sim.engine_routes import engine_router
+from smartqueue_sim.faults import FaultMode
+from smartqueue_sim.gpu import GenerationPlan, SimGpu
+from smartqueue_sim.responses import (
     SSE_MEDIA_TYPE,
     TruncatedResponse,
     client_closed_response,
@@ -62,11 +63,13 @@ def job_id_of(request: Request) -> str | None:
 
 
 def build_engine_app(sim: SimGpu) -> FastAPI:
-    """The app on the sim's main port."""
+    """The app on the sim's main port (every path behind the API key, when there is one)."""
     app = FastAPI(title=f"smartqueue sim {sim.settings.name} ({sim.settings.engine})")
     app.include_router(openai_router(sim))
     app.include_router(engine_router(sim))
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    if sim.settings.api_key is not None:
+        app.add_middleware(RequireApiKey, api_key=sim.settings.api_key.get_secret_value())
     return app
 
 

@@ -11,16 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartqueue.sim.faults import FaultMode
-from smartqueue.sim.gpu import SimGpu, SimSettings
-from smartqueue.sim.listener import (
+from smartqueue_sim.faults import FaultMode
+from smartqueue_sim.gpu import SimGpu, SimSettings
+from smartqueue_sim.listener import (
     SwitchableServer,
     bind_listeners,
     loopback_addresses,
     sim_uvicorn_config,
 )
-from smartqueue.sim.server import build_engine_app
-from smartqueue.sim.sidecar import build_sidecar_app
+from smartqueue_sim.server import build_engine_app
+from smartqueue_sim.sidecar import build_sidecar_app
 
 STARTUP_TIMEOUT_S = 30.0
 STARTUP_POLL_S = 0.01

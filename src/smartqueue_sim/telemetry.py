@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from smartqueue.sim.latency import LatencyProfile
+from smartqueue_sim.latency import LatencyProfile
 
 IDLE_TEMP_C = 38.0
 FULL_LOAD_TEMP_C = 82.0
