@@ -98,6 +98,10 @@ class SimGpu:
         """The active fault settings."""
         return self._faults
 
+    def switch_faults(self, faults: FaultSettings) -> None:
+        """Switch faults at once, for a sim with no listener (in-process, as in tests)."""
+        self._faults = faults
+
     def attach_listener(self, listener: ListenerSwitch) -> None:
         """Let the `refuse` fault open and close the main port."""
         self._listener = listener

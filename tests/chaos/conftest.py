@@ -12,10 +12,27 @@ import httpx
 import pytest
 
 from smartqueue.config import FleetConfig, Settings
-from tests.engine.conftest import engine_settings, sims
+from tests.engine.conftest import engine_settings
 from tests.support.service import ServiceHandle, running_service
+from tests.support.sim import SimHandle, running_sims
 
-__all__ = ["chaos_settings", "client_of", "engine_settings", "replicas", "sims"]
+__all__ = ["chaos_settings", "client_of", "engine_settings", "replicas"]
+
+
+@pytest.fixture
+def sims() -> Iterator[Callable[..., dict[str, SimHandle]]]:
+    """Sims as processes (their ports are what the replica processes reach), started at once:
+    sims(a={"slots": 2}, b={...}) -> handles by name."""
+    with ExitStack() as stack:
+
+        def start(**specs: dict[str, Any]) -> dict[str, SimHandle]:
+            defaults = {"speed": 50.0, "engine": "vllm"}
+            full = {name: {**defaults, "model": f"model-{name}", **spec}
+                    for name, spec in specs.items()}  # fmt: skip
+            return stack.enter_context(running_sims(**full))  # type: ignore[arg-type]
+
+        yield start
+
 
 StartReplicas = Callable[[Settings, FleetConfig, int], list[ServiceHandle]]
 

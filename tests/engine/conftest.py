@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from smartqueue.config import FleetConfig, Settings, parse_fleet
 from smartqueue.store import Store
 from tests.support.app_client import app_client
 from tests.support.redis_server import RedisServer
-from tests.support.sim import SimHandle, running_sim
+from tests.support.sim import InProcessSim, SimHandle, in_process_sim
 from tests.support.waiting import wait_until
 
 CHAT = {"model": "any", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
@@ -24,7 +23,9 @@ TERMINAL = {"completed", "dead", "cancelled"}
 
 
 def fleet_for(
-    sims: dict[str, SimHandle], routes: dict[str, list[str]], slots: dict[str, int]
+    sims: Mapping[str, SimHandle | InProcessSim],
+    routes: dict[str, list[str]],
+    slots: dict[str, int],
 ) -> FleetConfig:
     """A fleet file for running sims."""
     gpus = [
@@ -53,27 +54,54 @@ def engine_settings(redis_server: RedisServer, key_prefix: str) -> Callable[...,
     return make
 
 
-service = app_client  # the app with its engine running, reached in-process
+_IN_PROCESS: dict[str, InProcessSim] = {}  # by URL: the sims a fleet file may name
+
+
+def gpu_client(fleet: FleetConfig) -> httpx.AsyncClient:
+    """An httpx client that reaches the fleet's in-process sims (and nothing else)."""
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    for gpu in fleet.gpus:
+        if (sim := _IN_PROCESS.get(gpu.url)) is not None:
+            mounts.update(sim.transports())
+    timeout = httpx.Timeout(60.0, connect=3.0)
+    return httpx.AsyncClient(mounts=mounts, timeout=timeout, follow_redirects=False)
+
+
+def direct_client() -> httpx.AsyncClient:
+    """A client that reaches every in-process sim, as Nginx's direct path would."""
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    for sim in _IN_PROCESS.values():
+        mounts.update(sim.transports())
+    return httpx.AsyncClient(mounts=mounts, timeout=60.0)
+
+
+def service(
+    settings: Settings, fleet: FleetConfig
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """The app with its engine running, in-process, its GPUs the in-process sims."""
+    return app_client(settings, fleet, gpus=gpu_client(fleet))
 
 
 @pytest.fixture
-def sims() -> Iterator[Callable[..., dict[str, SimHandle]]]:
-    """Start named sims (at once): sims(a={"slots": 2}, b={...}) -> handles by name."""
-    with ExitStack() as stack:
+def sims() -> Iterator[Callable[..., dict[str, InProcessSim]]]:
+    """Simulated GPUs in-process (no process, no socket): sims(a={"slots": 2}, b={...}).
 
-        def start(**specs: dict[str, Any]) -> dict[str, SimHandle]:
-            defaults = {"speed": 50.0, "engine": "vllm"}
-            contexts = {
-                name: running_sim(**{**defaults, "model": f"model-{name}", **spec})
-                for name, spec in specs.items()
-            }
-            with ThreadPoolExecutor(max_workers=len(contexts) or 1) as pool:
-                started = {name: pool.submit(ctx.__enter__) for name, ctx in contexts.items()}
-            for context in contexts.values():
-                stack.push(context.__exit__)
-            return {name: future.result() for name, future in started.items()}
+    A test that needs real sockets or processes (kills, replicas) lives in tests/chaos.
+    """
+    started: list[InProcessSim] = []
 
-        yield start
+    def start(**specs: dict[str, Any]) -> dict[str, InProcessSim]:
+        defaults = {"speed": 50.0, "engine": "vllm"}
+        made = {name: in_process_sim(name, **{**defaults, "model": f"model-{name}", **spec})
+                for name, spec in specs.items()}  # fmt: skip
+        for sim in made.values():
+            _IN_PROCESS[sim.url] = sim
+            started.append(sim)
+        return made
+
+    yield start
+    for sim in started:
+        _IN_PROCESS.pop(sim.url, None)
 
 
 async def submit(client: httpx.AsyncClient, body: object = CHAT, **headers: str) -> str:

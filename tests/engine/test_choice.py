@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
-
 from smartqueue.config import Settings
 from tests.engine.conftest import (
     CHAT,
+    direct_client,
     fleet_for,
     job_record,
     service,
@@ -19,13 +18,13 @@ from tests.engine.conftest import (
     wait_status,
     wait_terminal,
 )
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 
 SLOW = {"speed": 1.0}  # default profile: 0.2 s to the first token, 40 tokens/s
 
 
 async def test_choice_jobs_for_a_free_gpu_complete_while_another_gpus_route_is_backed_up(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(busy={"slots": 1, **SLOW}, free={"slots": 1})
     fleet = fleet_for(gpus, {"default": ["free"], "heavy": ["busy"]}, {"busy": 1, "free": 1})
@@ -49,7 +48,7 @@ async def test_choice_jobs_for_a_free_gpu_complete_while_another_gpus_route_is_b
 
 
 async def test_choice_preferred_gpu_full_falls_back_to_the_second_with_its_model(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, **SLOW}, b={"slots": 1, **SLOW})
     fleet = fleet_for(gpus, {"default": ["a", "b"]}, {"a": 1, "b": 1})
@@ -64,13 +63,13 @@ async def test_choice_preferred_gpu_full_falls_back_to_the_second_with_its_model
     for record in records.values():
         assert record["status"] == "completed"
         assert record["result"]["model"] == f"model-{record['gpu']}"
-    async with httpx.AsyncClient(trust_env=False) as direct:
+    async with direct_client() as direct:
         refused = await direct.post(f"{gpus['a'].url}/v1/chat/completions", json=CHAT)
     assert refused.status_code == 404, "vLLM rejects a model it does not serve"
 
 
 async def test_choice_preferred_gpu_down_sends_every_job_to_the_second(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 2}, b={"slots": 2})
     gpus["a"].set_faults("refuse")

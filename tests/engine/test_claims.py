@@ -26,7 +26,7 @@ from tests.engine.conftest import (
     wait_status,
     wait_terminal,
 )
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 from tests.support.waiting import wait_until
 
 LEASE = Lease(lease_ms=200, aging_ms=30_000)
@@ -54,7 +54,7 @@ async def _take(store: Store, consumer: str) -> TakenJob | None:
 
 
 async def test_claim_taken_over_mid_call_rejects_the_late_commit_and_the_job_runs_once_more(
-    sims: Callable[..., dict[str, SimHandle]],
+    sims: Callable[..., dict[str, InProcessSim]],
     engine_settings: Callable[..., Settings],
     redis_client: aioredis.Redis,
     key_prefix: str,
@@ -112,7 +112,7 @@ async def test_claim_lost_store_refuses_finish_retry_and_dead_letter_from_the_ol
 
 
 async def test_claim_poison_entry_reclaimed_more_than_max_reclaims_goes_to_dlq(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1})
     gpus["a"].set_faults("refuse")  # the service's own consumers never take it
@@ -133,7 +133,7 @@ async def test_claim_poison_entry_reclaimed_more_than_max_reclaims_goes_to_dlq(
 
 
 async def test_shutdown_past_its_grace_releases_the_running_job_and_another_service_ends_it(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, "speed": 1.0})  # the call takes about 2 s
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
@@ -155,7 +155,7 @@ async def test_shutdown_past_its_grace_releases_the_running_job_and_another_serv
 
 
 async def test_shutdown_within_its_grace_finishes_the_running_job_and_starts_no_other(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, "speed": 1.0})  # each call takes about 0.6 s
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})

@@ -11,11 +11,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import httpx
-
 from smartqueue.config import Settings
-from tests.engine.conftest import fleet_for, gpu_views, service, slow_chat, submit, wait_terminal
-from tests.support.sim import SimHandle
+from tests.engine.conftest import (
+    direct_client,
+    fleet_for,
+    gpu_views,
+    service,
+    slow_chat,
+    submit,
+    wait_terminal,
+)
+from tests.support.sim import InProcessSim
 from tests.support.waiting import wait_until
 
 JOBS = 16
@@ -23,10 +29,10 @@ DIRECT_REQUESTS = 3
 
 
 @asynccontextmanager
-async def direct_load(sim: SimHandle, model: str, *, requests: int) -> AsyncIterator[None]:
+async def direct_load(sim: InProcessSim, model: str, *, requests: int) -> AsyncIterator[None]:
     """Long generations posted straight to the sim (as nginx's direct path would) while inside."""
     body = slow_chat(400, model=model)
-    async with httpx.AsyncClient(trust_env=False, timeout=60) as client:
+    async with direct_client() as client:
         url = f"{sim.url}/v1/chat/completions"
         tasks = [asyncio.create_task(client.post(url, json=body)) for _ in range(requests)]
         try:
@@ -38,7 +44,7 @@ async def direct_load(sim: SimHandle, model: str, *, requests: int) -> AsyncIter
 
 
 async def test_direct_traffic_loaded_gpu_receives_fewer_queued_jobs(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(loaded={"slots": 4, "speed": 1.0}, idle={"slots": 4, "speed": 1.0})
     fleet = fleet_for(gpus, {"default": ["loaded", "idle"]}, {"loaded": 4, "idle": 4})

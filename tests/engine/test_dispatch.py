@@ -13,11 +13,11 @@ from smartqueue.openai_format import event_data, split_events
 from smartqueue.store.codec import RawEntries
 from smartqueue.store.keys import Keys
 from tests.engine.conftest import fleet_for, service, slow_chat, submit, wait_terminal
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 
 
 async def test_engine_job_completes_with_the_gpus_answer_and_served_model(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 2})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 2})
@@ -36,7 +36,7 @@ async def test_engine_job_completes_with_the_gpus_answer_and_served_model(
 
 
 async def test_engine_streamed_job_stores_its_chunks_and_an_assembled_completion(
-    sims: Callable[..., dict[str, SimHandle]],
+    sims: Callable[..., dict[str, InProcessSim]],
     engine_settings: Callable[..., Settings],
     redis_client: aioredis.Redis,
     key_prefix: str,

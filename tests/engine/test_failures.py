@@ -19,14 +19,14 @@ from tests.engine.conftest import (
     wait_status,
     wait_terminal,
 )
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 from tests.support.waiting import wait_until
 
 ENDED = {"completed", "dead"}
 
 
 async def test_retry_after_a_429_waits_at_least_its_retry_after(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1})
     gpus["a"].set_faults("rate_limit", retry_after_s=1)
@@ -51,7 +51,7 @@ async def test_retry_after_a_429_waits_at_least_its_retry_after(
 
 
 async def test_retry_non_retryable_400_is_dead_at_once_with_the_gpus_error(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
@@ -78,7 +78,7 @@ async def test_retry_non_retryable_400_is_dead_at_once_with_the_gpus_error(
     [("error", "http"), ("invalid_json", "protocol"), ("close_mid_stream", "protocol")],
 )
 async def test_retry_failing_gpu_is_retried_then_dead_with_retries_exhausted(
-    sims: Callable[..., dict[str, SimHandle]],
+    sims: Callable[..., dict[str, InProcessSim]],
     engine_settings: Callable[..., Settings],
     fault: str,
     code: str,
@@ -101,7 +101,7 @@ async def test_retry_failing_gpu_is_retried_then_dead_with_retries_exhausted(
 
 
 async def test_result_over_the_cap_is_dead_result_too_large_never_truncated(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
@@ -119,7 +119,7 @@ async def test_result_over_the_cap_is_dead_result_too_large_never_truncated(
 
 
 async def test_dlq_retry_runs_the_dead_job_again_exactly_once_even_when_asked_twice(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, "fault": "error"})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})

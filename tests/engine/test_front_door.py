@@ -14,12 +14,12 @@ import redis.asyncio as aioredis
 from smartqueue.config import FleetConfig, Settings
 from tests.engine.conftest import CHAT, fleet_for, service
 from tests.support.redis_dump import every_stored_byte
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 
 
 def one_gpu(
-    sims: Callable[..., dict[str, SimHandle]], **spec: object
-) -> tuple[dict[str, SimHandle], FleetConfig]:
+    sims: Callable[..., dict[str, InProcessSim]], **spec: object
+) -> tuple[dict[str, InProcessSim], FleetConfig]:
     """One sim GPU `a` serving the `default` route."""
     gpus = sims(a=spec)
     return gpus, fleet_for(gpus, {"default": ["a"]}, {"a": int(str(spec["slots"]))})
@@ -35,7 +35,7 @@ def openai_client(http: httpx.AsyncClient, *, max_retries: int = 2) -> openai.As
 
 
 async def test_front_door_openai_client_gets_a_normal_chat_completion(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus, fleet = one_gpu(sims, slots=2)
 
@@ -51,7 +51,7 @@ async def test_front_door_openai_client_gets_a_normal_chat_completion(
 
 
 async def test_front_door_streamed_completion_arrives_as_chunks_ending_in_done(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     _, fleet = one_gpu(sims, slots=2)
 
@@ -68,7 +68,7 @@ async def test_front_door_streamed_completion_arrives_as_chunks_ending_in_done(
 
 
 async def test_front_door_prefer_respond_async_answers_202_with_location(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     _, fleet = one_gpu(sims, slots=1)
 
@@ -81,7 +81,7 @@ async def test_front_door_prefer_respond_async_answers_202_with_location(
 
 
 async def test_front_door_hold_that_times_out_is_503_with_retry_after_and_job_id(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus, fleet = one_gpu(sims, slots=1)
     gpus["a"].set_faults("refuse")
@@ -96,7 +96,7 @@ async def test_front_door_hold_that_times_out_is_503_with_retry_after_and_job_id
 
 
 async def test_front_door_gpu_4xx_is_answered_with_the_gpus_status_and_body(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     _, fleet = one_gpu(sims, slots=1)
 
@@ -109,7 +109,7 @@ async def test_front_door_gpu_4xx_is_answered_with_the_gpus_status_and_body(
 
 
 async def test_events_stream_lifecycle_and_resume_after_last_event_id(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     _, fleet = one_gpu(sims, slots=1)
 
@@ -131,7 +131,7 @@ async def test_events_stream_lifecycle_and_resume_after_last_event_id(
 
 
 async def test_cancel_queued_job_never_runs_and_is_idempotent(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus, fleet = one_gpu(sims, slots=1)
     gpus["a"].set_faults("refuse")
@@ -150,7 +150,7 @@ async def test_cancel_queued_job_never_runs_and_is_idempotent(
 
 
 async def test_cancel_running_job_aborts_the_gpu_call(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus, fleet = one_gpu(sims, slots=1, speed=1.0)
 
@@ -183,7 +183,7 @@ async def test_v1_models_lists_served_models_and_routes(
 
 
 async def test_front_door_secret_headers_never_reach_redis_after_processing(
-    sims: Callable[..., dict[str, SimHandle]],
+    sims: Callable[..., dict[str, InProcessSim]],
     engine_settings: Callable[..., Settings],
     redis_client: aioredis.Redis,
     key_prefix: str,

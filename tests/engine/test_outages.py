@@ -19,7 +19,7 @@ from tests.engine.conftest import (
     wait_status,
     wait_terminal,
 )
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 from tests.support.waiting import holds_for, wait_until
 
 WAITING = {"queued", "retrying"}
@@ -32,7 +32,7 @@ async def _assert_all_waiting(client: httpx.AsyncClient, job_ids: list[str]) -> 
 
 
 async def test_outage_all_gpus_down_jobs_wait_then_all_complete_when_gpus_return(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 2}, b={"slots": 1})
     for gpu in gpus.values():
@@ -60,7 +60,7 @@ async def test_outage_all_gpus_down_jobs_wait_then_all_complete_when_gpus_return
 
 
 async def test_outage_no_gpu_keeps_the_job_queued_until_max_wait_then_it_expires_to_dlq(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1})
     gpus["a"].set_faults("refuse")
@@ -82,7 +82,7 @@ async def test_outage_no_gpu_keeps_the_job_queued_until_max_wait_then_it_expires
 
 
 async def test_outage_opening_a_breaker_dead_letters_no_job(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, "fault": "error"})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
@@ -105,7 +105,7 @@ async def test_outage_opening_a_breaker_dead_letters_no_job(
 
 
 async def test_outage_dripping_gpu_is_cut_off_by_the_jobs_deadline(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, "speed": 1.0})
     gpus["a"].set_faults("drip", drip_interval_s=0.2)  # a ~300-byte answer would take a minute

@@ -15,14 +15,14 @@ from tests.engine.conftest import (
     wait_status,
     wait_terminal,
 )
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 from tests.support.waiting import wait_until
 
 STARTED = {"processing", "retrying", "completed", "dead"}
 
 
 async def test_priority_waiting_jobs_run_high_then_normal_then_low_each_in_arrival_order(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
@@ -43,7 +43,7 @@ async def test_priority_waiting_jobs_run_high_then_normal_then_low_each_in_arriv
 
 
 async def test_priority_backlog_of_low_with_a_stream_of_high_serves_high_first_and_all_low(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, "speed": 4})  # about 0.1 s per job
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
@@ -74,7 +74,7 @@ async def test_priority_backlog_of_low_with_a_stream_of_high_serves_high_first_a
 
 
 async def test_priority_aging_serves_a_low_job_within_bounded_wait_under_constant_high_load(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1, "speed": 4})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})

@@ -18,7 +18,7 @@ from tests.engine.conftest import (
     wait_gpus_down,
     wait_status,
 )
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 from tests.support.waiting import wait_until
 
 
@@ -30,7 +30,7 @@ async def _consumers(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 
 async def test_consumers_are_listed_with_fresh_heartbeats_and_vanish_once_the_engine_stops(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 2, "speed": 1.0}, b={"slots": 1})
     fleet = fleet_for(gpus, {"default": ["a", "b"]}, {"a": 2, "b": 1})
@@ -62,7 +62,7 @@ async def test_consumers_are_listed_with_fresh_heartbeats_and_vanish_once_the_en
 
 
 async def test_gpus_show_live_health_breaker_state_and_slots_in_use(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(busy={"slots": 2, "speed": 1.0}, down={"slots": 1}, failing={"slots": 1})
     gpus["down"].set_faults("refuse")

@@ -13,9 +13,11 @@ from smartqueue.config import FleetConfig, Settings
 
 
 @asynccontextmanager
-async def app_client(settings: Settings, fleet: FleetConfig) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on a fresh app for `settings` and `fleet`."""
-    app = create_app(settings, fleet)
+async def app_client(
+    settings: Settings, fleet: FleetConfig, *, gpus: httpx.AsyncClient | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on a fresh app for `settings` and `fleet` (`gpus`: how it reaches them)."""
+    app = create_app(settings, fleet, http=gpus)
     async with LifespanManager(app, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sq") as client:

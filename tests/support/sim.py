@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -308,3 +309,58 @@ def _mount_key(url: str) -> str:
 def _asgi_client(app: FastAPI, base_url: str, **kwargs: Any) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs)
+
+
+class _RefusingTransport(httpx.AsyncBaseTransport):
+    """The engine app in-process; while the sim's fault is `refuse`, a refused connection."""
+
+    def __init__(self, apps: SimApps) -> None:
+        self.apps = apps
+        self.inner = httpx.ASGITransport(app=apps.engine)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Refuse as a closed port would, or let the engine app answer."""
+        if self.apps.sim.faults.mode is FaultMode.REFUSE:
+            raise httpx.ConnectError("connection refused (simulated)", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+@dataclass(frozen=True)
+class InProcessSim:
+    """A simulated GPU in the test's own process, with `SimHandle`'s control calls.
+
+    Its URLs resolve only through `transports()` (httpx mounts), so a service built with those
+    mounts reaches it without a socket; `refuse` raises a connection error as a closed port would.
+    """
+
+    name: str
+    url: str
+    sidecar_url: str
+    apps: SimApps
+
+    def transports(self) -> dict[str, httpx.AsyncBaseTransport]:
+        """httpx mounts for both of its URLs."""
+        return {
+            _mount_key(self.url): _RefusingTransport(self.apps),
+            _mount_key(self.sidecar_url): httpx.ASGITransport(app=self.apps.sidecar),
+        }
+
+    def set_faults(self, mode: str = "none", **params: Any) -> dict[str, Any]:
+        """Switch the active fault (`none` clears it); returns the settings now active."""
+        self.apps.sim.switch_faults(FaultSettings.model_validate({"mode": mode, **params}))
+        return self.faults()
+
+    def faults(self) -> dict[str, Any]:
+        """The active fault settings."""
+        return self.apps.sim.faults.model_dump(mode="json")
+
+    def stats(self) -> dict[str, Any]:
+        """Requests per job id, totals, and current and highest concurrency."""
+        return self.apps.sim.counters.stats().model_dump(mode="json")
+
+
+def in_process_sim(name: str, **options: Unpack[SimOptions]) -> InProcessSim:
+    """A simulated GPU in-process, on URLs unique to it."""
+    host = f"{name}-{uuid.uuid4().hex[:8]}.sim.test"
+    return InProcessSim(name, f"http://{host}", f"http://sidecar.{host}",
+                        build_sim_apps(**options))  # fmt: skip

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from smartqueue import __version__
@@ -25,12 +26,14 @@ them; clients may also submit directly with `POST /enqueue` and follow `GET /sta
 """
 
 
-def create_app(settings: Settings, fleet: FleetConfig) -> FastAPI:
-    """The smartqueue service for `settings` and `fleet`."""
+def create_app(
+    settings: Settings, fleet: FleetConfig, *, http: httpx.AsyncClient | None = None
+) -> FastAPI:
+    """The smartqueue service for `settings` and `fleet` (`http`: see Services.build)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services.build(settings, fleet)
+        services = Services.build(settings, fleet, http=http)
         app.state.services = services
         try:
             await services.store.ensure_groups()

@@ -40,11 +40,16 @@ class Services:
     admissions: Admissions
 
     @classmethod
-    def build(cls, settings: Settings, fleet: FleetConfig) -> Services:
-        """Services for `settings` and `fleet` (connections open lazily)."""
+    def build(
+        cls, settings: Settings, fleet: FleetConfig, *, http: httpx.AsyncClient | None = None
+    ) -> Services:
+        """Services for `settings` and `fleet` (connections open lazily).
+
+        `http` replaces the client that reaches the GPUs (tests route it to in-process GPUs).
+        """
         store = Store.connect(settings, routes=fleet.route_names)
         metrics = Metrics()
-        http = new_http_client(connect_timeout_s=settings.connect_timeout_s)
+        http = http or new_http_client(connect_timeout_s=settings.connect_timeout_s)
         prober = FleetProber(
             fleet,
             http,
