@@ -7,10 +7,6 @@ from typing import Any
 
 from smartqueue.sse import event_data, is_done, split_events
 
-# tests/engine still import these two from here; smartqueue.sse is their home.
-__all__ = ["assemble_completion", "event_data", "parse_json_object", "split_events",
-           "transcript_is_complete", "wants_stream", "with_model"]  # fmt: skip
-
 
 def parse_json_object(payload: bytes) -> dict[str, Any] | None:
     """The payload as a JSON object, or None when it is something else."""

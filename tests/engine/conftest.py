@@ -26,11 +26,13 @@ def fleet_for(
     sims: Mapping[str, SimHandle | InProcessSim],
     routes: dict[str, list[str]],
     slots: dict[str, int],
+    key_envs: Mapping[str, str] | None = None,
 ) -> FleetConfig:
-    """A fleet file for running sims."""
+    """A fleet file for running sims (`key_envs`: GPU name -> env var holding its API key)."""
     gpus = [
         {"name": name, "url": sim.url, "sidecar_url": sim.sidecar_url, "engine": "vllm",
-         "model": f"model-{name}", "slots": slots[name], "vram_total_mb": 24576}
+         "model": f"model-{name}", "slots": slots[name], "vram_total_mb": 24576,
+         **({"api_key_env": key_envs[name]} if key_envs and name in key_envs else {})}
         for name, sim in sims.items()
     ]  # fmt: skip
     return parse_fleet({"gpus": gpus, "routes": routes})

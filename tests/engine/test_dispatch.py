@@ -6,13 +6,14 @@ import json
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 import redis.asyncio as aioredis
 
 from smartqueue.config import Settings
-from smartqueue.openai_format import event_data, split_events
+from smartqueue.sse import event_data, split_events
 from smartqueue.store.codec import RawEntries
 from smartqueue.store.keys import Keys
-from tests.engine.conftest import fleet_for, service, slow_chat, submit, wait_terminal
+from tests.engine.conftest import fleet_for, gpu_views, service, slow_chat, submit, wait_terminal
 from tests.support.sim import InProcessSim
 
 
@@ -63,3 +64,20 @@ async def test_engine_streamed_job_stores_its_chunks_and_an_assembled_completion
     )  # fmt: skip
     assert record["result"]["object"] == "chat.completion"
     assert record["result"]["choices"][0]["message"]["content"] == streamed_text
+
+
+async def test_engine_keyed_gpu_gets_its_key_on_probes_and_jobs_and_runs_them(
+    sims: Callable[..., dict[str, InProcessSim]],
+    engine_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SQ_TEST_GPU_KEY", "k-123")
+    gpus = sims(a={"api_key": "k-123"})
+    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1}, key_envs={"a": "SQ_TEST_GPU_KEY"})
+    async with service(engine_settings(), fleet) as client:
+        [record] = (await wait_terminal(client, [await submit(client)])).values()
+        health = (await gpu_views(client))["a"]["health"]
+
+    assert record["status"] == "completed"
+    assert health["state"] == "up"
+    assert not health["probe_unauthorised"]
