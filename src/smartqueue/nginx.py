@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from smartqueue.config import DEFAULT_ROUTE, FleetConfig, FleetError, GpuConfig, load_fleet
+from smartqueue.config import (
+    DEFAULT_ROUTE,
+    FleetConfig,
+    FleetError,
+    GpuConfig,
+    describe_validation_error,
+    load_fleet,
+)
 
 QUEUE_UPSTREAM = "queue"
 FALLBACK_LOCATION = "@queue_fallback"
@@ -438,9 +445,7 @@ def _build_options(prefix: Path | None, out: Path, **values: object) -> NginxOpt
     try:
         return NginxOptions.model_validate({"prefix": str(directory), **values})
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise typer.BadParameter(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise typer.BadParameter(describe_validation_error(error)) from None
 
 
 def render_command(
