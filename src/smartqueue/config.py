@@ -203,6 +203,7 @@ class Settings(BaseSettings):
     fleet: Path = Path("deploy/fleet.local.yaml")
     admin_token: SecretStr | None = None
     key_prefix: str = Field(default="sq", pattern=r"^[A-Za-z0-9_.:-]+$")
+    log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
 
     # Backpressure (depth = jobs waiting for dispatch).
     queue_warn_depth: int = Field(default=30, ge=1)
@@ -244,6 +245,9 @@ class Settings(BaseSettings):
     claim_idle_s: float = Field(default=60.0, gt=0, description="idle longer -> reclaimed")
     priority_aging_s: float = Field(
         default=30.0, gt=0, description="a job waiting this long is served as if high priority"
+    )
+    dlq_retention_s: float = Field(
+        default=604_800.0, gt=0, description="dead-letter entries older than this are trimmed"
     )
     max_reclaims: int = Field(default=3, ge=1, description="reclaimed more often -> poison")
     retry_base_s: float = Field(default=1.0, gt=0)

@@ -28,7 +28,7 @@ from smartqueue.gpu_client import GpuAnswer, GpuClient, GpuFailure, GpuOutcome
 from smartqueue.maintenance import Maintenance
 from smartqueue.metrics import Metrics
 from smartqueue.models import ConsumerInfo
-from smartqueue.outcomes import Aborted, Dispatch, OutcomeRecorder, cancel_probe
+from smartqueue.outcomes import Aborted, Dispatch, OutcomeRecorder, cancel_probe, job_fields
 from smartqueue.policy import Failure
 from smartqueue.queue import Lease, TakenJob
 from smartqueue.scoring import Assignment, plan_dispatch
@@ -77,6 +77,7 @@ class Dispatcher:
         self.watch = watch
         self.replica = replica_name()
         self.stopping = asyncio.Event()
+        self.draining = False
         count = settings.consumers
         if count is None:
             count = sum(gpu.slots for gpu in fleet.gpus)
@@ -107,6 +108,24 @@ class Dispatcher:
         """Stop taking jobs; running ones finish (the caller bounds the wait)."""
         self.stopping.set()
 
+    def drain(self) -> None:
+        """Take no new job (running ones finish) until `undrain()`: maintenance of a replica."""
+        if not self.draining:
+            log.warning("drain", extra={"replica": self.replica, "running": self.running()})
+        self.draining = True
+        self.metrics.draining.set(1)
+
+    def undrain(self) -> None:
+        """Take jobs again."""
+        if self.draining:
+            log.warning("undrain", extra={"replica": self.replica})
+        self.draining = False
+        self.metrics.draining.set(0)
+
+    def running(self) -> int:
+        """Jobs this replica's consumers are running now."""
+        return sum(consumer.current_job is not None for consumer in self.consumers)
+
     async def _ensure_groups(self) -> None:
         while not self.stopping.is_set():
             try:
@@ -118,6 +137,11 @@ class Dispatcher:
 
     async def _consume(self, consumer: ConsumerState) -> None:
         while not self.stopping.is_set():
+            if self.draining:
+                consumer.state = "drained"
+                await wait_or_stop(self.stopping, self.settings.idle_poll_s)
+                continue
+            consumer.state = "idle"
             try:
                 dispatch = await self.next_job(consumer.id)
                 if dispatch is None:
@@ -161,6 +185,8 @@ class Dispatcher:
     async def _claim(
         self, assignment: Assignment, gpu: LiveGpu, consumer_id: str, *, now: float
     ) -> Dispatch | None:
+        if self.draining:  # drained while this consumer read the fleet
+            return None
         probe = gpu.gate is Gate.PROBE
         if probe and not await self.store.breakers.compare_and_set(
             gpu.config.name, start_probe(gpu.breaker, now=now, policy=self.breaker_policy),
@@ -182,8 +208,14 @@ class Dispatcher:
     async def _run(self, dispatch: Dispatch, consumer: ConsumerState) -> None:
         job = dispatch.job
         consumer.state, consumer.current_job = "running", job.job_id
-        self.metrics.queue_wait.labels(job.priority.value).observe(time.time() - job.created_at)
-        log.info("dispatch", extra={"job_id": job.job_id, "gpu": job.gpu, "probe": dispatch.probe})
+        waited_s = max(0.0, time.time() - job.created_at)
+        self.metrics.queue_wait.labels(job.route, job.priority.value).observe(waited_s)
+        fields = {
+            "attempt": job.attempts + 1,
+            "waited_s": round(waited_s, 3),
+            "probe": dispatch.probe,
+        }
+        log.info("dispatched", extra={**job_fields(job), **fields})
         try:
             started = time.monotonic()
             outcome = await self._call_keeping_claim(job, consumer.id)
@@ -223,7 +255,7 @@ class Dispatcher:
             await asyncio.sleep(interval_s)
             try:
                 if not await self.store.claims.renew(job, consumer=consumer_id, lease=self.lease):
-                    log.warning("claim lost", extra={"job_id": job.job_id, "gpu": job.gpu})
+                    log.warning("claim lost", extra=job_fields(job))
                     return
             except StoreUnavailable:
                 continue

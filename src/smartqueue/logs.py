@@ -4,8 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+from collections.abc import Mapping
 from typing import Any
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+TRACEPARENT = "traceparent"
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C `traceparent` header; None when absent, malformed or all zeros."""
+    found = _TRACEPARENT.match((traceparent or "").strip().lower())
+    if found is None or found.group(1) == "0" * 32:
+        return None
+    return found.group(1)
+
+
+def traced(fields: Mapping[str, object], headers: Mapping[str, str]) -> dict[str, object]:
+    """`fields` plus `trace_id` when the headers carry a valid traceparent."""
+    found = trace_id(headers.get(TRACEPARENT))
+    return dict(fields) if found is None else {**fields, "trace_id": found}
+
 
 _STANDARD = frozenset([*vars(logging.makeLogRecord({})), "message", "asctime"])
 

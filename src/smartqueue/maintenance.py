@@ -1,5 +1,6 @@
 """Maintenance, once per interval per replica: due retries back to their streams, jobs that
-waited too long expired, entries of dead consumers reclaimed (or dead as poison), heartbeats."""
+waited too long expired, entries of dead consumers reclaimed (or dead as poison); heartbeats
+and dead letters past their retention trimmed at the heartbeat interval."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Protocol
 from smartqueue.config import Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.models import ConsumerInfo, DeadReason, ErrorInfo
-from smartqueue.outcomes import OutcomeRecorder
+from smartqueue.outcomes import OutcomeRecorder, job_fields
 from smartqueue.stopping import wait_or_stop
 from smartqueue.store import Store
 
@@ -49,6 +50,7 @@ class Maintenance:
                 await self.tick(now)
                 if now - last_heartbeat >= self.settings.heartbeat_interval_s:
                     await self.heartbeat(now)
+                    await self.trim_dead_letters(now)
                     last_heartbeat = now
                 if now - last_reconcile >= self.settings.reconcile_interval_s:
                     await self.reconcile()
@@ -64,8 +66,23 @@ class Maintenance:
     async def tick(self, now: float) -> None:
         """One round: due retries, expiry, reclaim."""
         await self.store.claims.move_due(now_ms=int(now * 1000))
-        await self.store.claims.expire_waiting(now=now, max_wait_s=self.settings.max_wait_s)
+        expired = await self.store.claims.expire_waiting(
+            now=now, max_wait_s=self.settings.max_wait_s
+        )
+        for job in expired:
+            self.recorder.expired(job)
         await self.reclaim()
+
+    async def trim_dead_letters(self, now: float) -> int:
+        """Drop dead letters older than the retention (XTRIM MINID); how many went."""
+        trimmed = await self.store.dlq.trim(older_than=now - self.settings.dlq_retention_s)
+        if trimmed:
+            self.recorder.metrics.dlq_trimmed.inc(trimmed)
+            log.info(
+                "dlq trimmed",
+                extra={"entries": trimmed, "retention_s": self.settings.dlq_retention_s},
+            )
+        return trimmed
 
     async def heartbeat(self, now: float) -> None:
         """Tell the registry every local consumer is alive."""
@@ -79,7 +96,7 @@ class Maintenance:
             consumer=self.reclaimer, min_idle_ms=int(self.settings.claim_idle_s * 1000)
         )
         for job, reclaims in stale:
-            log.warning("reclaimed", extra={"job_id": job.job_id, "reclaims": reclaims})
+            log.warning("reclaimed", extra={**job_fields(job), "reclaims": reclaims})
             if reclaims > self.settings.max_reclaims:
                 error = ErrorInfo(message=f"its consumer died {reclaims} times", type="poison")
                 await self.recorder.dead(job, self.reclaimer, DeadReason.POISON, error,

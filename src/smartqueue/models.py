@@ -166,6 +166,28 @@ class DlqRetryResponse(BaseModel):
     status: JobStatus
 
 
+class DlqBulkRetry(BaseModel):
+    """What a filtered retry did: the new jobs, and entries left alone (route gone, or taken)."""
+
+    retried: list[DlqRetryResponse]
+    skipped: int
+
+
+class DlqBulkDiscard(BaseModel):
+    """How many entries a filtered discard removed."""
+
+    discarded: int
+
+
+class DrainStatus(BaseModel):
+    """A replica's drain: whether it takes new jobs, and how many of its jobs still run."""
+
+    replica: str
+    draining: bool
+    running: int = Field(description="jobs this replica's consumers are running now")
+    empty: bool = Field(description="draining and nothing running: safe to stop")
+
+
 class ConsumerInfo(BaseModel):
     """A live consumer task of some replica."""
 

@@ -61,6 +61,20 @@ def assemble_completion(transcript: bytes) -> dict[str, Any] | None:
     }
 
 
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def usage_tokens(body: bytes, *, streamed: bool) -> dict[str, int]:
+    """The token counts of an answer's `usage` (a streamed one's last usage chunk); {} if none."""
+    if streamed:
+        usage = next((c["usage"] for c in reversed(_chunks(body)) if c.get("usage")), None)
+    else:
+        usage = (parse_json_object(body) or {}).get("usage")
+    if not isinstance(usage, dict):
+        return {}
+    return {name: usage[name] for name in USAGE_FIELDS if isinstance(usage.get(name), int)}
+
+
 def _chunks(transcript: bytes) -> list[dict[str, Any]]:
     events, _ = split_events(transcript + b"\n\n")
     chunks = []

@@ -18,10 +18,12 @@ from smartqueue.breaker import Breaker, BreakerPolicy, BreakerState, on_failure,
 from smartqueue.config import Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.gpu_client import GpuAnswer, GpuFailure
+from smartqueue.logs import traced
 from smartqueue.metrics import Metrics
 from smartqueue.models import DeadReason, ErrorInfo, JobStatus
+from smartqueue.openai_format import usage_tokens
 from smartqueue.policy import RetryLater, RetryPolicy, counts_against_gpu, decide_failure
-from smartqueue.queue import TakenJob
+from smartqueue.queue import ExpiredJob, TakenJob
 from smartqueue.store import Store
 from smartqueue.store.scripts import Arg
 
@@ -38,6 +40,12 @@ class Dispatch:
     job: TakenJob
     probe: bool
     breaker_seen: Breaker
+
+
+def job_fields(job: TakenJob) -> dict[str, object]:
+    """What every log line about a taken job carries: ids, route, GPU and the client's trace."""
+    return traced({"job_id": job.job_id, "route": job.route, "priority": job.priority.value,
+                   "gpu": job.gpu}, job.entry.headers)  # fmt: skip
 
 
 class Aborted(Enum):
@@ -79,19 +87,29 @@ class OutcomeRecorder:
                                            updates={})  # fmt: skip
         if dispatch.probe:  # the GPU was not judged: let the next probe go soon
             await self.change_breaker(job.gpu, cancel_probe)
-        log.info("aborted", extra={"job_id": job.job_id, "gpu": job.gpu, "why": why.value})
+        log.info("aborted", extra={**job_fields(job), "why": why.value})
 
     async def complete(self, dispatch: Dispatch, answer: GpuAnswer, consumer: str) -> None:
         """The GPU answered: completed with its answer; a probe's success closes the breaker."""
-        job = dispatch.job
+        job, completed_at = dispatch.job, time.time()
         updates: dict[str, Arg] = {"result": answer.body, "result_status": answer.status,
-                   "result_content_type": answer.content_type, "completed_at": time.time(),
+                   "result_content_type": answer.content_type, "completed_at": completed_at,
                    "attempts": job.attempts + 1}  # fmt: skip
         committed = await self.store.claims.finish(job, JobStatus.COMPLETED, consumer=consumer,
                                                    updates=updates)  # fmt: skip
         self._count(JobStatus.COMPLETED if committed else None, "ok")
+        if committed:
+            self._completed(job, answer, completed_at=completed_at)
         if dispatch.breaker_seen != Breaker() or dispatch.probe:
             await self.change_breaker(job.gpu, on_success)
+
+    def _completed(self, job: TakenJob, answer: GpuAnswer, *, completed_at: float) -> None:
+        duration_s = max(0.0, completed_at - job.created_at)
+        self.metrics.job_duration.labels(job.route, job.priority.value).observe(duration_s)
+        tokens = usage_tokens(answer.body, streamed="event-stream" in answer.content_type)
+        fields = {"duration_s": round(duration_s, 3), "status_code": answer.status,
+                  "tokens": tokens or None}  # fmt: skip
+        log.info("completed", extra={**job_fields(job), **fields})
 
     async def fail(self, dispatch: Dispatch, failure: GpuFailure, consumer: str) -> None:
         """The call failed: tell the breaker, then dead or retry later (policy.decide_failure)."""
@@ -99,8 +117,7 @@ class OutcomeRecorder:
         await self._judge_gpu(dispatch, failure)
         error = ErrorInfo(message=failure.message, type="gpu_error", code=failure.failure.value,
                           gpu_status=failure.status)  # fmt: skip
-        log.warning("gpu call failed", extra={"job_id": job.job_id, "gpu": job.gpu,
-                                              "error": failure.message})  # fmt: skip
+        log.warning("gpu call failed", extra={**job_fields(job), "error": failure.message})
         verdict = decide_failure(
             failure.failure, failure.status, attempts=job.attempts,
             waited_s=time.time() - job.created_at, max_wait_s=self.settings.max_wait_s,
@@ -139,7 +156,9 @@ class OutcomeRecorder:
             error=error, now=time.time(), answer=kept,
         )  # fmt: skip
         self._count(JobStatus.DEAD if dlq_id else None, reason.value)
-        log.warning("job dead", extra={"job_id": job.job_id, "gpu": job.gpu, "reason": reason})
+        if dlq_id:
+            log.warning("dead", extra={**job_fields(job), "reason": reason.value,
+                                       "attempts": attempts, "error": error.message})  # fmt: skip
 
     async def retry(
         self, job: TakenJob, consumer: str, *, delay_s: float, attempts: int, error: ErrorInfo
@@ -149,14 +168,21 @@ class OutcomeRecorder:
         updates: dict[str, Arg] = {"attempts": attempts, "error": error.model_dump_json()}
         await self.store.claims.retry_later(job, consumer=consumer, due_ms=due_ms,
                                             updates=updates)  # fmt: skip
-        log.info("retry later", extra={"job_id": job.job_id, "gpu": job.gpu,
-                                       "delay_s": round(delay_s, 3)})  # fmt: skip
+        log.info("retried", extra={**job_fields(job), "delay_s": round(delay_s, 3),
+                                   "attempts": attempts, "error": error.message})  # fmt: skip
 
     async def release(self, job: TakenJob, consumer: str, why: str) -> None:
         """Hand a job back without using one of its tries (shutdown or reclaim)."""
         error = ErrorInfo(message=why, type="released")
         with contextlib.suppress(StoreUnavailable):
             await self.retry(job, consumer, delay_s=0, attempts=job.attempts, error=error)
+
+    def expired(self, job: ExpiredJob) -> None:
+        """A job waited past max_wait_s and went dead (the store already moved it)."""
+        self._count(JobStatus.DEAD, DeadReason.EXPIRED.value)
+        log.warning("expired", extra={"job_id": job.job_id, "route": job.route,
+                                      "priority": job.priority.value,
+                                      "reason": DeadReason.EXPIRED.value})  # fmt: skip
 
     def _count(self, status: JobStatus | None, reason: str) -> None:
         if status is not None:
@@ -171,7 +197,6 @@ class OutcomeRecorder:
         if after.state != before.state:
             log.warning("breaker", extra={"gpu": gpu, "state": after.state,
                                           "reason": after.reason})  # fmt: skip
-        self.metrics.breaker_state.labels(gpu).set(after.state != BreakerState.CLOSED)
 
 
 def cancel_probe(breaker: Breaker) -> Breaker:

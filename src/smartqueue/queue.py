@@ -84,6 +84,15 @@ class TakenJob:
 
 
 @dataclass(frozen=True)
+class ExpiredJob:
+    """A job that waited for dispatch past its deadline and went dead."""
+
+    job_id: str
+    route: str
+    priority: Priority
+
+
+@dataclass(frozen=True)
 class Lease:
     """How long a consumer's hold on a job and its slot lasts without renewal."""
 

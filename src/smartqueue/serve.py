@@ -21,17 +21,20 @@ from smartqueue.logs import configure_logging
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8091,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning, error (default: SMARTQUEUE_LOG_LEVEL)")
+    ] = None,
 ) -> None:
     """Run the smartqueue service (settings from SMARTQUEUE_* env vars)."""
     import uvicorn  # the service's imports load only for this command
 
     from smartqueue.api.app import create_app
 
-    configure_logging(log_level)
+    configure_logging(log_level or "info")
     try:
         settings = Settings()
         fleet = load_fleet(settings.fleet)
+        configure_logging(log_level or settings.log_level)
     except ValidationError as error:
         message = describe_validation_error(error, env_prefix=ENV_PREFIX)
         typer.echo(f"smartqueue: settings: {message}", err=True)

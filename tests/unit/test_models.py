@@ -44,6 +44,7 @@ def test_kept_headers_drop_secrets_and_keep_the_allowlist() -> None:
         "Authorization": "Bearer x", "Cookie": "a=b", "Proxy-Authorization": "p",
         "X-Api-Key": "k", "Content-Type": "application/json", "Accept": "*/*",
         "X-Syslog-Model": "light", "X-Request-Id": "r1", "User-Agent": "ua",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     }  # fmt: skip
 
     assert kept_headers(headers) == {
@@ -51,6 +52,7 @@ def test_kept_headers_drop_secrets_and_keep_the_allowlist() -> None:
         "accept": "*/*",
         "x-syslog-model": "light",
         "x-request-id": "r1",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     }
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from smartqueue import __version__
 from smartqueue.api.errors import install_error_handlers
+from smartqueue.api.http_metrics import HttpMetrics
 from smartqueue.api.routes import admin, dashboard, docs, health, jobs, openai, queue
 from smartqueue.api.services import Services
 from smartqueue.config import FleetConfig, Settings
@@ -48,6 +49,8 @@ def create_app(
         docs_url=None, redoc_url=None,  # served offline by routes.docs
     )  # fmt: skip
     install_error_handlers(app)
+    app.add_middleware(HttpMetrics)
     for module in (jobs, openai, admin, queue, health, dashboard, docs):
         app.include_router(module.router)
+    app.include_router(admin.drain_router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 
@@ -11,6 +12,7 @@ from fastapi import Request
 
 from smartqueue.config import FleetConfig
 from smartqueue.errors import BadRequest, InvalidInput, PayloadTooLarge, QueueFull
+from smartqueue.logs import traced
 from smartqueue.metrics import Metrics
 from smartqueue.models import EnqueueResponse, JobStatus, Priority, new_job_id
 from smartqueue.openai_format import parse_json_object
@@ -18,9 +20,11 @@ from smartqueue.policy import Backpressure, DrainMeter
 from smartqueue.queue import DEFAULT_PATH, Admission, NewJob
 from smartqueue.store import Store
 
-KEPT_HEADERS = frozenset({"content-type", "accept", "x-request-id"})
+KEPT_HEADERS = frozenset({"content-type", "accept", "x-request-id", "traceparent", "tracestate"})
 KEPT_PREFIX = "x-syslog-"
 MAX_IDEMPOTENCY_KEY = 255
+
+log = logging.getLogger(__name__)
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -158,7 +162,8 @@ class Admissions:
         admission = await self.store.submissions.enqueue(
             job, ceiling=ceiling, everywhere_ceiling=pressure.max_depth
         )
-        self.metrics.submissions.labels(job.priority.value, _outcome(admission)).inc()
+        self.metrics.submissions.labels(job.route, job.priority.value, _outcome(admission)).inc()
+        log_admission(job, admission)
         warning = pressure.warning(admission.depth)
         drain_per_s = await self.drain_rate() if warning or not admission.accepted else None
         if admission.everywhere_full:
@@ -180,6 +185,18 @@ class Admissions:
             warning=warning,
             duplicate=admission.duplicate,
         )
+
+
+def log_admission(job: NewJob, admission: Admission) -> None:
+    """One line: accepted (with the depth it left) or refused (and why)."""
+    fields = traced({"route": job.route, "priority": job.priority.value,
+                     "depth": admission.queue_depth}, job.headers)  # fmt: skip
+    if admission.accepted:
+        log.info("accepted", extra={**fields, "job_id": admission.job_id,
+                                    "duplicate": admission.duplicate})  # fmt: skip
+    else:
+        why = "everywhere_full" if admission.everywhere_full else "route_full"
+        log.warning("refused", extra={**fields, "why": why})
 
 
 def _outcome(admission: Admission) -> str:

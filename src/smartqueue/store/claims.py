@@ -10,7 +10,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority
-from smartqueue.queue import Lease, StreamEntry, TakenJob
+from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob
 from smartqueue.store import scripts
 from smartqueue.store.codec import entry_from_raw, pairs, text
 from smartqueue.store.connection import translate_errors
@@ -194,7 +194,9 @@ class Claims:
         return int(await self.context.scripts.run(call))
 
     @translate_errors
-    async def expire_waiting(self, *, now: float, max_wait_s: float, limit: int = 100) -> int:
+    async def expire_waiting(
+        self, *, now: float, max_wait_s: float, limit: int = 100
+    ) -> list[ExpiredJob]:
         """Dead-letter (reason `expired`) jobs that waited for dispatch past `max_wait_s`."""
         candidates = self.gpu_streams(self.context.routes)
         call = scripts.expiring(streams=[stream for stream, _, _ in candidates], group=GROUP,
@@ -209,7 +211,7 @@ class Claims:
             )
         error = ErrorInfo(message=f"no GPU could take the job within {max_wait_s:g} s",
                           type="expired").model_dump_json()  # fmt: skip
-        expired = 0
+        expired: list[ExpiredJob] = []
         for index, entries in by_stream.items():
             stream, priority, route = candidates[index]
             call = scripts.expire(
@@ -219,7 +221,8 @@ class Claims:
                 priority=priority.value, route=route, entries=entries,
                 events_ttl_s=self.context.events_ttl_s,
             )  # fmt: skip
-            expired += int(await self.context.scripts.run(call))
+            ids = cast(list[bytes], await self.context.scripts.run(call))
+            expired += [ExpiredJob(text(job_id) or "", route, priority) for job_id in ids]
         return expired
 
     @translate_errors

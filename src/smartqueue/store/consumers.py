@@ -36,6 +36,13 @@ class Consumers:
         await self.context.redis.zrem(self.context.keys.consumers, consumer_id)
 
     @translate_errors
+    async def count_live(self, *, now: float, ttl_s: float) -> int:
+        """How many consumers sent a heartbeat within `ttl_s` (a read: nothing is forgotten)."""
+        return int(
+            await self.context.redis.zcount(self.context.keys.consumers, now - ttl_s, "+inf")
+        )
+
+    @translate_errors
     async def live(self, *, now: float, ttl_s: float) -> list[ConsumerInfo]:
         """Consumers that sent a heartbeat within `ttl_s`; older ones are forgotten."""
         redis, keys = self.context.redis, self.context.keys

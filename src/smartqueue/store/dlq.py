@@ -1,4 +1,4 @@
-"""The dead-letter queue: list, retry exactly once, discard."""
+"""The dead-letter queue: list, retry exactly once, discard, trim past retention."""
 
 from __future__ import annotations
 
@@ -35,6 +35,24 @@ class DeadLetters:
         raw = await self.context.redis.xrange(self.context.keys.dlq, min=start, count=limit)
         return [dlq_entry(entry_from_raw(entry_id, fields))
                 for entry_id, fields in cast(RawEntries, raw)]  # fmt: skip
+
+    async def matching(
+        self, *, reason: str | None = None, route: str | None = None, page: int = 500
+    ) -> list[DlqEntry]:
+        """Every entry with this reason and route (None: any), oldest first."""
+        found: list[DlqEntry] = []
+        after: str | None = None
+        while batch := await self.entries(limit=page, after=after):
+            found += [e for e in batch if reason in (None, e.reason) and route in (None, e.route)]
+            after = batch[-1].id
+        return found
+
+    @translate_errors
+    async def trim(self, *, older_than: float) -> int:
+        """Remove entries that went dead before `older_than` (epoch seconds); how many."""
+        min_id = f"{max(0, int(older_than * 1000))}-0"
+        return int(await self.context.redis.xtrim(self.context.keys.dlq, minid=min_id,
+                                                  approximate=False))  # fmt: skip
 
     @translate_errors
     async def retry(self, entry_id: str, *, new_job_id: str, now: float) -> str | None:

@@ -1,4 +1,4 @@
-"""The queue at a glance: depths, jobs in flight, delayed retries, dispatch counter."""
+"""The queue at a glance: depths, jobs in flight, slots held, delayed retries, dispatch counter."""
 
 from __future__ import annotations
 
@@ -67,3 +67,12 @@ class Overview:
     async def delayed(self) -> int:
         """Jobs waiting out a retry backoff."""
         return int(await self.context.redis.zcard(self.context.keys.delayed))
+
+    @translate_errors
+    async def slots_held(self, gpus: list[str]) -> dict[str, int]:
+        """Slot reservations per GPU whether or not their lease is still live (jobs in flight)."""
+        async with self.context.redis.pipeline(transaction=False) as pipe:
+            for gpu in gpus:
+                pipe.zcard(self.context.keys.slots(gpu))
+            counts = await pipe.execute()
+        return {gpu: int(count) for gpu, count in zip(gpus, counts, strict=True)}

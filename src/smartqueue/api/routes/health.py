@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from fastapi import APIRouter, Response
 
 from smartqueue.api.deps import ServicesDep, StoreDep
 from smartqueue.errors import StoreUnavailable
+from smartqueue.metrics import ClusterReading
 from smartqueue.models import HealthView
+from smartqueue.scrape import read_cluster
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -35,5 +42,11 @@ async def livez() -> dict[str, str]:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(services: ServicesDep) -> Response:
-    """Prometheus metrics."""
-    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+    """Prometheus metrics: this replica's, and the cluster's as Redis holds them right now."""
+    reading: ClusterReading | None = None
+    try:
+        reading = await read_cluster(services.settings, services.fleet, store=services.store,
+                                     prober=services.prober, now=time.time())  # fmt: skip
+    except StoreUnavailable as error:  # the replica's own metrics still tell something
+        log.warning("metrics: store unavailable", extra={"error": error.message})
+    return Response(services.metrics.render(reading), media_type="text/plain; version=0.0.4")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Annotated, Any
@@ -14,11 +15,13 @@ from smartqueue.api.events import job_event_stream
 from smartqueue.api.records import job_record
 from smartqueue.api.submission import build_job
 from smartqueue.errors import BadRequest, Conflict, NotFound
+from smartqueue.logs import traced
 from smartqueue.models import EnqueueResponse, ErrorBody, JobRecord, JobStatus
 from smartqueue.queue import StoredJob
 from smartqueue.store import Store
 
 router = APIRouter(tags=["jobs"])
+log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -107,13 +110,17 @@ async def _existing(store: Store, job_id: str) -> StoredJob:
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody, "description": "Ended"}},
     summary="Cancel a job",
 )
-async def cancel_job(job_id: str, store: StoreDep) -> JobRecord:
+async def cancel_job(job_id: str, store: StoreDep, request: Request) -> JobRecord:
     """A queued job never runs; a running job's GPU call is aborted. Cancelling again is fine."""
-    await _existing(store, job_id)
+    before = await _existing(store, job_id)
     await store.jobs.cancel(job_id, now=time.time())
     record = await _existing(store, job_id)
     if record.status is not JobStatus.CANCELLED:
         raise Conflict(f"job {job_id} already ended ({record.status.value}); nothing to cancel")
+    if before.status is not JobStatus.CANCELLED:
+        fields = {"job_id": job_id, "route": record.route, "priority": record.priority.value,
+                  "gpu": record.gpu, "was": before.status.value}  # fmt: skip
+        log.info("cancelled", extra=traced(fields, request.headers))
     return job_record(record)
 
 

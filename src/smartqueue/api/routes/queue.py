@@ -70,7 +70,6 @@ def health_view(services: Services, gpu: str, *, in_use: int, now: float) -> dic
     max_age_s = services.prober.max_age_s
     slots = services.fleet.gpu(gpu).slots
     terms = score_terms(snapshot, in_flight=in_use, slots=slots, now=now, max_age_s=max_age_s)
-    services.metrics.gpu_score.labels(gpu).set(terms.total)
     down = is_down(snapshot, now=now, max_age_s=max_age_s)
     stale = not is_fresh(snapshot, now=now, max_age_s=max_age_s)
     return {
@@ -132,8 +131,6 @@ async def overview(services: ServicesDep) -> QueueOverview:
     store, pressure = services.store, services.backpressure
     by_route = await store.overview.depths_by_route()
     depths = {p: sum(route[p] for route in by_route.values()) for p in PRIORITY_ORDER}
-    for priority, depth in depths.items():
-        services.metrics.depth.labels(priority.value).set(depth)
     return QueueOverview(
         depth=DepthView(
             **{p.value: d for p, d in depths.items()}, total=sum(depths.values()), by_route=by_route

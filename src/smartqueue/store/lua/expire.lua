@@ -2,7 +2,7 @@
 -- Jobs that waited for dispatch past their deadline go dead (reason `expired`) and to the DLQ,
 -- in one step. KEYS: job stream, DLQ, counts, then per job its record and event stream. The
 -- caller names each job's entry and id. An entry that was taken or removed meanwhile is left
--- alone. Returns how many expired.
+-- alone. Returns the ids of the jobs it expired.
 local stream, dlq, counts = KEYS[1], KEYS[2], KEYS[3]
 local first_job_key, keys_per_job = 4, 2
 local group, channel, ttl_s, now_s, error_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -21,7 +21,7 @@ local function waiting(entry)  -- still in the stream and never delivered
   return nil
 end
 
-local expired = 0
+local expired = {}
 for i = first_job_arg, #ARGV, args_per_job do
   local entry, job_id = ARGV[i], ARGV[i + 1]
   local at = first_job_key + (i - first_job_arg) / args_per_job * keys_per_job
@@ -38,7 +38,7 @@ for i = first_job_arg, #ARGV, args_per_job do
       redis.call('XADD', dlq, '*', 'route', route, 'priority', priority, 'reason', 'expired',
         'attempts', redis.call('HGET', record, 'attempts') or '0', 'error', error_json,
         'dead_at', now_s, unpack(fields))
-      expired = expired + 1
+      expired[#expired + 1] = job_id
     end
   end
 end
