@@ -1,5 +1,5 @@
 """deploy/prometheus and deploy/grafana: valid for the real promtool, wired into compose.yaml,
-and only over the metric names smartqueue exports."""
+and only over the metric names smartqueue's own exposition carries."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from smartqueue.metrics import ClusterReading, GpuReading, Metrics
 from tests.deploy.conftest import REPO, Service
 from tests.support.binaries import require_binary
+from tests.support.prometheus import sample_names
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -37,9 +39,26 @@ HISTOGRAMS = {
     "smartqueue_http_request_duration_seconds", "smartqueue_queue_wait_seconds",
     "smartqueue_job_duration_seconds",
 }  # fmt: skip
-EXPORTED = GAUGES_AND_COUNTERS | {
+HISTOGRAM_SAMPLES = {
     f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
 }
+
+
+def exported_names() -> set[str]:
+    """Every sample name of a real exposition (each labelled metric observed once)."""
+    metrics = Metrics()
+    for labelled in (metrics.submissions, metrics.outcomes, metrics.http_requests):
+        labelled.labels(*("x" for _ in labelled._labelnames)).inc()
+    for histogram in (metrics.queue_wait, metrics.job_duration, metrics.dispatch,
+                      metrics.http_duration):  # fmt: skip
+        histogram.labels(*("x" for _ in histogram._labelnames)).observe(1.0)
+    gpu = GpuReading("g", 2, 1, 1, "closed", load_score=1.0, signals={"running": 1.0},
+                     signal_age_s=0.1)  # fmt: skip
+    reading = ClusterReading({"default": {"normal": 1}}, 1, 1, 1, [gpu])
+    return sample_names(metrics.render(reading).decode())
+
+
+EXPORTED = exported_names()
 METRIC_NAME = re.compile(r"\bsmartqueue_[a-z_]+")
 
 
@@ -98,6 +117,10 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
     rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = promtool("check", "rules", str(rules_file))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_metric_the_deploy_files_rely_on_is_exported() -> None:
+    assert GAUGES_AND_COUNTERS | HISTOGRAM_SAMPLES <= EXPORTED
 
 
 def test_dashboard_json_references_only_exported_metrics() -> None:
