@@ -47,11 +47,13 @@ HISTOGRAM_SAMPLES = {
 def exported_names() -> set[str]:
     """Every sample name of a real exposition (each labelled metric observed once)."""
     metrics = Metrics()
-    for labelled in (metrics.submissions, metrics.outcomes, metrics.http_requests):
-        labelled.labels(*("x" for _ in labelled._labelnames)).inc()
-    for histogram in (metrics.queue_wait, metrics.job_duration, metrics.dispatch,
-                      metrics.http_duration):  # fmt: skip
-        histogram.labels(*("x" for _ in histogram._labelnames)).observe(1.0)
+    metrics.submissions.labels("default", "normal", "accepted").inc()
+    metrics.outcomes.labels("completed", "ok").inc()
+    metrics.http_requests.labels("GET", "/status", "200").inc()
+    metrics.http_duration.labels("GET", "/status").observe(0.01)
+    metrics.queue_wait.labels("default", "normal").observe(1.0)
+    metrics.job_duration.labels("default", "normal").observe(2.0)
+    metrics.dispatch.labels("g", "ok").observe(1.0)
     gpu = GpuReading("g", 2, 1, 1, "closed", load_score=1.0, signals={"running": 1.0},
                      signal_age_s=0.1)  # fmt: skip
     reading = ClusterReading({"default": {"normal": 1}}, 1, 1, 1, [gpu])
