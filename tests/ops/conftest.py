@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.engine.conftest import engine_settings, sims
+from tests.chaos.conftest import sims  # sims as processes: a replica process must reach them
+from tests.engine.conftest import engine_settings
 from tests.support.service import ServiceHandle
 
 __all__ = ["engine_settings", "log_lines", "sims"]
