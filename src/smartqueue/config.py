@@ -231,6 +231,19 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="how long /v1/... holds a request without Prefer: wait"
     )
 
+    # Files and batches (the OpenAI Files + Batch API).
+    blob_dir: Path = Field(
+        default=Path("var/blobs"), description="file bytes; a volume every replica shares"
+    )
+    max_file_bytes: int = Field(
+        default=209_715_200, ge=1, description="largest file accepted by POST /v1/files (413)"
+    )
+    batch_max_requests: int = Field(default=50_000, ge=1, description="lines per batch input")
+    batch_waiting_per_slot: int = Field(
+        default=2, ge=1, description="batch requests waiting per route: this x the route's slots"
+    )
+    batch_feed_chunk: int = Field(default=256, ge=1, description="most requests fed per step")
+
     # Engine.
     consumers: int | None = Field(
         default=None, ge=0, description="consumer tasks per replica (default: the fleet's slots)"

@@ -18,6 +18,7 @@ import socket
 import time
 from dataclasses import dataclass
 
+from smartqueue.batch_runner import BatchRunner
 from smartqueue.breaker import Gate, start_probe
 from smartqueue.chunks import ChunkBatcher
 from smartqueue.config import FleetConfig, Settings
@@ -87,8 +88,10 @@ class Dispatcher:
         self.breaker_policy = breaker_policy(settings)
         self.recorder = OutcomeRecorder(settings, store=store, metrics=metrics,
                                         breaker_policy=self.breaker_policy)  # fmt: skip
+        batches = BatchRunner(settings, fleet, store=store, holder=self.replica)
         self.maintenance = Maintenance(settings, store=store, recorder=self.recorder,
-                                       replica=self.replica, consumers=self.consumers)  # fmt: skip
+                                       replica=self.replica, consumers=self.consumers,
+                                       batches=batches)  # fmt: skip
 
     async def run(self) -> None:
         """Run until `stop()`: prober, maintenance and every consumer task."""

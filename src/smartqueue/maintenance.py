@@ -1,6 +1,7 @@
 """Maintenance, once per interval per replica: due retries back to their streams, jobs that
-waited too long expired, entries of dead consumers reclaimed (or dead as poison); heartbeats
-and dead letters past their retention trimmed at the heartbeat interval."""
+waited too long expired, entries of dead consumers reclaimed (or dead as poison), batches fed
+and ended (batch_runner.py); heartbeats and dead letters past their retention trimmed at the
+heartbeat interval."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from smartqueue.batch_runner import BatchRunner
 from smartqueue.config import Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.models import ConsumerInfo, DeadReason, ErrorInfo
@@ -33,13 +35,14 @@ class Maintenance:
 
     def __init__(
         self, settings: Settings, *, store: Store, recorder: OutcomeRecorder, replica: str,
-        consumers: Sequence[Described],
+        consumers: Sequence[Described], batches: BatchRunner | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.store = store
         self.recorder = recorder
         self.reclaimer = f"{replica}-reclaimer"
         self.consumers = consumers
+        self.batches = batches
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Every maintenance interval until `stopping` is set."""
@@ -64,7 +67,7 @@ class Maintenance:
             log.warning("depth counters corrected", extra={"streams": fixed})
 
     async def tick(self, now: float) -> None:
-        """One round: due retries, expiry, reclaim."""
+        """One round: due retries, expiry, reclaim, then batches fed, stopped and ended."""
         await self.store.claims.move_due(now_ms=int(now * 1000))
         expired = await self.store.claims.expire_waiting(
             now=now, max_wait_s=self.settings.max_wait_s
@@ -72,6 +75,8 @@ class Maintenance:
         for job in expired:
             self.recorder.expired(job)
         await self.reclaim()
+        if self.batches is not None:
+            await self.batches.tick(now)
 
     async def trim_dead_letters(self, now: float) -> int:
         """Drop dead letters older than the retention (XTRIM MINID); how many went."""

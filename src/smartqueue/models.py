@@ -15,9 +15,14 @@ class Priority(StrEnum):
     HIGH = "high"
     NORMAL = "normal"
     LOW = "low"
+    BATCH = "batch"  # Batch API requests only: below every interactive priority, never aged
 
 
 PRIORITY_ORDER: tuple[Priority, ...] = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
+"""The interactive priorities, the ones clients may name and backpressure counts."""
+
+DISPATCH_ORDER: tuple[Priority, ...] = (*PRIORITY_ORDER, Priority.BATCH)
+"""Every stream class in the order TAKE ranks them: batch work fills only idle capacity."""
 
 
 class JobStatus(StrEnum):

@@ -1,7 +1,8 @@
 """Recording what became of a job the engine ran: completed, retried later, dead, released.
 
-Each outcome is one atomic store step that also frees the job's slot; what the GPU did is told
-to its shared circuit breaker.
+Each outcome is one atomic store step that also frees the job's slot (and, for a batch
+request, keeps its output or error line with its batch); what the GPU did is told to its
+shared circuit breaker.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from smartqueue.batches import error_line, output_line
 from smartqueue.breaker import Breaker, BreakerPolicy, BreakerState, on_failure, on_success
 from smartqueue.config import Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.gpu_client import GpuAnswer, GpuFailure
 from smartqueue.logs import traced
 from smartqueue.metrics import Metrics
-from smartqueue.models import DeadReason, ErrorInfo, JobStatus
+from smartqueue.models import DeadReason, ErrorInfo, JobStatus, Priority
 from smartqueue.openai_format import usage_tokens
 from smartqueue.policy import RetryLater, RetryPolicy, counts_against_gpu, decide_failure
 from smartqueue.queue import ExpiredJob, TakenJob
@@ -95,8 +97,13 @@ class OutcomeRecorder:
         updates: dict[str, Arg] = {"result": answer.body, "result_status": answer.status,
                    "result_content_type": answer.content_type, "completed_at": completed_at,
                    "attempts": job.attempts + 1}  # fmt: skip
+        line = None
+        if custom_id := batch_custom_id(job):  # the answer lives in the batch's line alone
+            del updates["result"]
+            line = ("completed", output_line(job_id=job.job_id, custom_id=custom_id,
+                                             status=answer.status, body=answer.body))  # fmt: skip
         committed = await self.store.claims.finish(job, JobStatus.COMPLETED, consumer=consumer,
-                                                   updates=updates)  # fmt: skip
+                                                   updates=updates, line=line)  # fmt: skip
         self._count(JobStatus.COMPLETED if committed else None, "ok")
         if committed:
             self._completed(job, answer, completed_at=completed_at)
@@ -151,9 +158,14 @@ class OutcomeRecorder:
     ) -> None:  # fmt: skip
         """Dead-letter the job (its GPU's own error kept as its result when there is one)."""
         kept = (answer.status, answer.body) if answer and answer.status and answer.body else None
+        line = None
+        if custom_id := batch_custom_id(job):  # failed for good: an error line, never a lost one
+            line = ("failed", error_line(job_id=job.job_id, custom_id=custom_id,
+                                         code=reason.value, message=error.message,
+                                         answer=kept))  # fmt: skip
         dlq_id = await self.store.claims.dead_letter(
             replace(job, attempts=attempts), consumer=consumer, reason=reason.value,
-            error=error, now=time.time(), answer=kept,
+            error=error, now=time.time(), answer=kept, line=line,
         )  # fmt: skip
         self._count(JobStatus.DEAD if dlq_id else None, reason.value)
         if dlq_id:
@@ -197,6 +209,13 @@ class OutcomeRecorder:
         if after.state != before.state:
             log.warning("breaker", extra={"gpu": gpu, "state": after.state,
                                           "reason": after.reason})  # fmt: skip
+
+
+def batch_custom_id(job: TakenJob) -> str | None:
+    """The custom_id of a batch request; None for any other job."""
+    if job.priority is not Priority.BATCH:
+        return None
+    return job.entry.fields.get("custom_id") or None
 
 
 def cancel_probe(breaker: Breaker) -> Breaker:

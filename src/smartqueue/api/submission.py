@@ -14,7 +14,7 @@ from smartqueue.config import FleetConfig
 from smartqueue.errors import BadRequest, InvalidInput, PayloadTooLarge, QueueFull
 from smartqueue.logs import traced
 from smartqueue.metrics import Metrics
-from smartqueue.models import EnqueueResponse, JobStatus, Priority, new_job_id
+from smartqueue.models import PRIORITY_ORDER, EnqueueResponse, JobStatus, Priority, new_job_id
 from smartqueue.openai_format import parse_json_object
 from smartqueue.policy import Backpressure, DrainMeter
 from smartqueue.queue import DEFAULT_PATH, Admission, NewJob
@@ -80,10 +80,11 @@ def resolve_route(fleet: FleetConfig, header_value: str | None) -> str:
 def parse_priority(header_value: str | None) -> Priority:
     """The priority named by X-Syslog-Priority (`normal` when absent); 422 when unknown."""
     value = (header_value or Priority.NORMAL.value).strip().lower()
+    interactive = {priority.value: priority for priority in PRIORITY_ORDER}  # never `batch`
     try:
-        return Priority(value)
-    except ValueError:
-        allowed = ", ".join(priority.value for priority in Priority)
+        return interactive[value]
+    except KeyError:
+        allowed = ", ".join(interactive)
         raise InvalidInput(
             f"X-Syslog-Priority {header_value!r} is not one of: {allowed}",
             code="invalid_priority",

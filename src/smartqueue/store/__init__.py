@@ -2,8 +2,9 @@
 
 `Store` composes one part per concept, each in its own module: `submissions` (admission and
 enqueue), `jobs` (records, results, position, cancel), `claims` (take, renew, commit, retry,
-reclaim, expiry), `dlq`, `breakers`, `consumers`, `events` and `overview`. Every multi-key
-change is one Lua script (lua/, built in scripts.py); every key name is in keys.py.
+reclaim, expiry), `dlq`, `breakers`, `consumers`, `events`, `overview`, and for the Batch API
+`files` (records; the bytes are in the blob directory) and `batches` (feeding, ending). Every
+multi-key change is one Lua script (lua/, built in scripts.py); every key name is in keys.py.
 
 Data model:
 - one stream per (priority, route) holds jobs waiting for dispatch; each entry carries the job
@@ -11,6 +12,9 @@ Data model:
 - one small hash per job is its record (status, route, priority, attempts, timestamps, result);
   queued and running records never expire, terminal ones expire on their own after a TTL.
 - the dead-letter queue is a stream of its own; moving a job there is one XADD.
+- a batch is a hash (status, counts, feeding cursor); its requests are fed a few at a time
+  into per-route `batch` streams as ordinary jobs, and each request's end keeps its output or
+  error line in the batch's lines hash (once per custom_id) in the same script as the job's.
 Hash tags: every key starts with `{<prefix>}`, so all keys of a deployment share one Redis
 Cluster slot and any script may touch any of them; each script still declares every key it
 touches in KEYS, and none builds or parses a key name inside Redis.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from smartqueue.config import Settings
+from smartqueue.store.batches import Batches
 from smartqueue.store.breakers import Breakers
 from smartqueue.store.claims import Claims
 from smartqueue.store.connection import new_client, translate_errors
@@ -30,6 +35,7 @@ from smartqueue.store.consumers import Consumers
 from smartqueue.store.context import StoreContext
 from smartqueue.store.dlq import DeadLetters
 from smartqueue.store.events import Events
+from smartqueue.store.files import Files
 from smartqueue.store.jobs import Jobs
 from smartqueue.store.keys import Keys
 from smartqueue.store.overview import Overview
@@ -67,6 +73,8 @@ class Store:
         self.consumers = Consumers(context)
         self.events = Events(context)
         self.overview = Overview(context)
+        self.files = Files(context)
+        self.batches = Batches(context)
 
     @classmethod
     def connect(cls, settings: Settings, *, routes: list[str]) -> Store:

@@ -9,14 +9,14 @@ from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
-from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority
+from smartqueue.models import DISPATCH_ORDER, ErrorInfo, JobStatus, Priority
 from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob
 from smartqueue.store import scripts
 from smartqueue.store.codec import entry_from_raw, pairs, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import GROUP, Counter, Keys
-from smartqueue.store.scripts import Arg, DueJob, ExpiredEntry, Held
+from smartqueue.store.scripts import Arg, BatchLine, DueJob, ExpiredEntry, Held
 
 Candidate = tuple[str, Priority, str]  # stream, priority, route
 
@@ -28,9 +28,9 @@ class Claims:
         self.context = context
 
     def gpu_streams(self, routes: list[str]) -> list[Candidate]:
-        """(stream, priority, route) for every priority of `routes`, high first."""
+        """(stream, priority, route) for every priority of `routes`, high first, batch last."""
         keys = self.context.keys
-        return [(keys.stream(p, route), p, route) for p in PRIORITY_ORDER for route in routes]
+        return [(keys.stream(p, route), p, route) for p in DISPATCH_ORDER for route in routes]
 
     @translate_errors
     async def ensure_groups(self) -> None:
@@ -44,6 +44,14 @@ class Claims:
 
     def _held(self, job: TakenJob, consumer: str) -> Held:
         return Held(job.stream, GROUP, consumer, job.entry.entry_id, job.job_id)
+
+    def _line(self, job: TakenJob, line: tuple[str, bytes] | None) -> BatchLine | None:
+        """A batch request's (outcome, line) with the keys it is kept under; None otherwise."""
+        batch_id, custom_id = job.entry.fields.get("batch"), job.entry.fields.get("custom_id")
+        if line is None or not batch_id or not custom_id:
+            return None
+        keys = self.context.keys
+        return BatchLine(keys.batch_lines(batch_id), keys.batch(batch_id), custom_id, *line)
 
     # --- taking ------------------------------------------------------------------------------
 
@@ -61,7 +69,7 @@ class Claims:
         keys = self.context.keys
         call = scripts.take(
             slots_key=keys.slots(gpu), breaker=keys.breaker(gpu), counts=keys.counts,
-            streams=[(stream, Counter.of(priority, route), PRIORITY_ORDER.index(priority))
+            streams=[(stream, Counter.of(priority, route), DISPATCH_ORDER.index(priority))
                      for stream, priority, route in candidates],
             group=GROUP, consumer=consumer, slots=slots, lease_ms=lease.lease_ms,
             aging_ms=lease.aging_ms, probe=probe,
@@ -116,15 +124,19 @@ class Claims:
 
     @translate_errors
     async def finish(
-        self, job: TakenJob, target: JobStatus, *, consumer: str, updates: Mapping[str, Arg]
-    ) -> bool:
-        """Commit a terminal outcome while still holding the job; False when refused."""
+        self, job: TakenJob, target: JobStatus, *, consumer: str, updates: Mapping[str, Arg],
+        line: tuple[str, bytes] | None = None,
+    ) -> bool:  # fmt: skip
+        """Commit a terminal outcome while still holding the job; False when refused.
+
+        `line`: a batch request's (outcome, output line), kept with its batch in the same step.
+        """
         keys = self.context.keys
         call = scripts.finish(
             record=keys.job(job.job_id), slots_key=keys.slots(job.gpu),
             events=keys.events(job.job_id), held=self._held(job, consumer),
             channel=keys.done_channel,
-            change=self.context.change(target, updates),
+            change=self.context.change(target, updates), line=self._line(job, line),
         )  # fmt: skip
         return bool(await self.context.scripts.run(call))
 
@@ -147,10 +159,12 @@ class Claims:
     async def dead_letter(
         self, job: TakenJob, *, consumer: str, reason: str, error: ErrorInfo | None,
         now: float, answer: tuple[int, bytes] | None = None,
+        line: tuple[str, bytes] | None = None,
     ) -> str | None:  # fmt: skip
         """Move a taken job to the DLQ (O(1)) and free its slot; None when the claim was lost.
 
-        `answer` is the GPU's own error (status, body), kept as the job's result.
+        `answer` is the GPU's own error (status, body), kept as the job's result; `line` a
+        batch request's (outcome, error line), kept with its batch in the same step.
         """
         error_json = error.model_dump_json() if error else ""
         dlq_fields: list[Arg] = [
@@ -168,7 +182,7 @@ class Claims:
             record=keys.job(job.job_id), dlq=keys.dlq, slots_key=keys.slots(job.gpu),
             events=keys.events(job.job_id), held=self._held(job, consumer),
             channel=keys.done_channel, dlq_fields=dlq_fields,
-            change=self.context.change(JobStatus.DEAD, updates),
+            change=self.context.change(JobStatus.DEAD, updates), line=self._line(job, line),
         )  # fmt: skip
         dlq_id = await self.context.scripts.run(call)
         return text(dlq_id) if dlq_id else None
@@ -197,8 +211,12 @@ class Claims:
     async def expire_waiting(
         self, *, now: float, max_wait_s: float, limit: int = 100
     ) -> list[ExpiredJob]:
-        """Dead-letter (reason `expired`) jobs that waited for dispatch past `max_wait_s`."""
-        candidates = self.gpu_streams(self.context.routes)
+        """Dead-letter (reason `expired`) jobs that waited for dispatch past `max_wait_s`.
+
+        Batch requests are left alone: their batch's completion window bounds them instead.
+        """
+        candidates = [candidate for candidate in self.gpu_streams(self.context.routes)
+                      if candidate[1] is not Priority.BATCH]  # fmt: skip
         call = scripts.expiring(streams=[stream for stream, _, _ in candidates], group=GROUP,
                                 cutoff_ms=int((now - max_wait_s) * 1000), limit=limit)  # fmt: skip
         found = cast(list[Any], await self.context.scripts.run(call))

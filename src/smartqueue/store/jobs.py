@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from smartqueue.models import PRIORITY_ORDER, JobStatus, Priority
+from smartqueue.models import DISPATCH_ORDER, JobStatus, Priority
 from smartqueue.queue import StoredJob, StoredResult
 from smartqueue.store import scripts
 from smartqueue.store.codec import stored_job, stored_result, text
@@ -46,8 +46,8 @@ class Jobs:
         """
         if job.status is not JobStatus.QUEUED or job.seq is None:
             return None
-        rank = PRIORITY_ORDER.index(job.priority)
-        counters = [Counter.of(priority, job.route) for priority in PRIORITY_ORDER[: rank + 1]]
+        rank = DISPATCH_ORDER.index(job.priority)
+        counters = [Counter.of(priority, job.route) for priority in DISPATCH_ORDER[: rank + 1]]
         fields = [name for counter in counters for name in (counter.entered, counter.left)]
         raw = await self.context.redis.hmget(self.context.keys.counts, fields)
         values = [int(value or 0) for value in cast(list[bytes | None], raw)]
@@ -58,11 +58,14 @@ class Jobs:
 
     @translate_errors
     async def cancel(self, job_id: str, *, now: float) -> JobStatus | None:
-        """Cancel a job that has not ended; its status before, or None if it had ended."""
+        """Cancel a job that has not ended; its status before, or None if it had ended.
+
+        A batch request is cancelled only with its batch (its line must not go missing).
+        """
         keys = self.context.keys
         raw = await self.context.redis.hmget(keys.job(job_id), ["priority", "route"])
         priority, route = (text(value) for value in cast(list[bytes | None], raw))
-        if priority is None or route is None:
+        if priority is None or route is None or priority == Priority.BATCH.value:
             return None
         change = self.context.change(
             JobStatus.CANCELLED, {"completed_at": now, "reason": "cancelled"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smartqueue.models import PRIORITY_ORDER, Priority
+from smartqueue.models import DISPATCH_ORDER, Priority
 
 GROUP = "smartqueue"
 """The one consumer group shared by every consumer of every replica."""
@@ -31,8 +31,8 @@ class Keys:
         return f"{self.tag}:q:{priority.value}:{route}"
 
     def streams(self, routes: list[str]) -> list[str]:
-        """Every job stream, high priority first."""
-        return [self.stream(priority, route) for priority in PRIORITY_ORDER for route in routes]
+        """Every job stream, high priority first (batch streams last)."""
+        return [self.stream(priority, route) for priority in DISPATCH_ORDER for route in routes]
 
     def job(self, job_id: str) -> str:
         """A job's record (hash)."""
@@ -82,6 +82,35 @@ class Keys:
     def counts(self) -> str:
         """Jobs that entered and left each job stream (hash of counters, see `Counter`)."""
         return f"{self.tag}:counts"
+
+    def file(self, file_id: str) -> str:
+        """A Files API record (hash); the bytes live in the blob directory."""
+        return f"{self.tag}:file:{file_id}"
+
+    def files(self, owner: str) -> str:
+        """An owner's files by creation time (sorted set)."""
+        return f"{self.tag}:files:{owner}"
+
+    def batch(self, batch_id: str) -> str:
+        """A batch's record: status, timestamps, counts and feeding cursor (hash)."""
+        return f"{self.tag}:batch:{batch_id}"
+
+    def batch_lines(self, batch_id: str) -> str:
+        """A batch's ended requests: custom_id -> `outcome:line` (hash, once per custom_id)."""
+        return f"{self.tag}:batch-lines:{batch_id}"
+
+    def batches(self, owner: str) -> str:
+        """An owner's batches by creation time (sorted set)."""
+        return f"{self.tag}:batches:{owner}"
+
+    @property
+    def open_batches(self) -> str:
+        """Batches not yet ended, by creation time: the ones maintenance feeds (sorted set)."""
+        return f"{self.tag}:batches-open"
+
+    def batch_finalizer(self, batch_id: str) -> str:
+        """Who writes a batch's output files right now (string with a TTL)."""
+        return f"{self.tag}:batch-finalizer:{batch_id}"
 
     @property
     def done_channel(self) -> str:

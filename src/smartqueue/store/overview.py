@@ -6,7 +6,7 @@ from typing import cast
 
 from redis.exceptions import ResponseError
 
-from smartqueue.models import PRIORITY_ORDER, Priority
+from smartqueue.models import DISPATCH_ORDER, PRIORITY_ORDER, Priority
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import GROUP, Counter
@@ -20,8 +20,8 @@ class Overview:
 
     @translate_errors
     async def depths_by_route(self) -> dict[str, dict[Priority, int]]:
-        """Jobs waiting for dispatch per route and priority (from the counters: one read)."""
-        pairs = [(route, priority) for route in self.context.routes for priority in PRIORITY_ORDER]
+        """Jobs waiting for dispatch per route and priority, batch included (one read)."""
+        pairs = [(route, priority) for route in self.context.routes for priority in DISPATCH_ORDER]
         counters = [Counter.of(priority, route) for route, priority in pairs]
         fields = [name for counter in counters for name in (counter.entered, counter.left)]
         raw = cast(list[bytes | None], await self.context.redis.hmget(self.context.keys.counts,

@@ -15,13 +15,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from smartqueue.models import JobStatus, sources_of
+from smartqueue.models import DISPATCH_ORDER, JobStatus, Priority, sources_of
 from smartqueue.store.keys import Counter
 
 Arg = str | bytes | int | float  # one script argument
 
-NAMES = ("breaker_cas", "cancel", "dead_letter", "dlq_retry", "enqueue", "expire", "expiring",
-         "finish", "move_due", "reconcile", "renew", "retry_later", "start", "take")  # fmt: skip
+NAMES = ("batch_feed", "batch_finalizing", "batch_finish", "batch_stop", "breaker_cas", "cancel",
+         "dead_letter", "dlq_retry", "enqueue", "expire", "expiring", "finish", "move_due",
+         "reconcile", "renew", "retry_later", "start", "take")  # fmt: skip
 EVERYWHERE = Counter.everywhere()
 
 _NEEDS = re.compile(r"^-- needs: (.+)$", re.MULTILINE)
@@ -143,9 +144,9 @@ def take(
     *, slots_key: str, breaker: str, counts: str, streams: Sequence[tuple[str, Counter, int]],
     group: str, consumer: str, slots: int, lease_ms: int, aging_ms: int, probe: bool,
 ) -> ScriptCall:  # fmt: skip
-    """take.lua: per candidate stream its counter and priority rank (0 = high)."""
+    """take.lua: per candidate stream its counter and priority rank (0 = high; batch last)."""
     args: list[Arg] = [group, consumer, slots, lease_ms, aging_ms, "1" if probe else "0",
-                       EVERYWHERE.left]  # fmt: skip
+                       EVERYWHERE.left, DISPATCH_ORDER.index(Priority.BATCH)]  # fmt: skip
     for _, counter, rank in streams:
         args += [rank, counter.left]
     return ScriptCall("take", [slots_key, breaker, counts, *(s for s, _, _ in streams)], args)
@@ -166,16 +167,36 @@ def renew(*, held: Held, slots_key: str, lease_ms: int) -> ScriptCall:
                       [held.group, held.consumer, held.entry, held.job_id, lease_ms])  # fmt: skip
 
 
+@dataclass(frozen=True)
+class BatchLine:
+    """A batch request's output or error line, kept with its batch when the request ends."""
+
+    lines: str  # the batch's lines hash
+    batch: str  # the batch's record
+    custom_id: str
+    outcome: str  # "completed" (output file) or "failed" (error file)
+    line: bytes
+
+
 def _held_args(held: Held, channel: str) -> list[Arg]:
     return [held.group, held.consumer, held.entry, held.job_id, channel]
 
 
+def _line_parts(line: BatchLine | None) -> tuple[list[str], list[Arg]]:
+    """The KEYS and ARGV a batch line adds to finish.lua and dead_letter.lua."""
+    if line is None:
+        return [], ["", "", ""]
+    return [line.lines, line.batch], [line.custom_id, line.outcome, line.line]
+
+
 def finish(
-    *, record: str, slots_key: str, events: str, held: Held, channel: str, change: Change
-) -> ScriptCall:
+    *, record: str, slots_key: str, events: str, held: Held, channel: str, change: Change,
+    line: BatchLine | None = None,
+) -> ScriptCall:  # fmt: skip
     """finish.lua."""
-    return ScriptCall("finish", [record, held.stream, slots_key, events],
-                      [*_held_args(held, channel), *change.args()])  # fmt: skip
+    line_keys, line_args = _line_parts(line)
+    return ScriptCall("finish", [record, held.stream, slots_key, events, *line_keys],
+                      [*_held_args(held, channel), *line_args, *change.args()])  # fmt: skip
 
 
 def retry_later(
@@ -190,11 +211,13 @@ def retry_later(
 
 def dead_letter(
     *, record: str, dlq: str, slots_key: str, events: str, held: Held, channel: str,
-    dlq_fields: list[Arg], change: Change,
+    dlq_fields: list[Arg], change: Change, line: BatchLine | None = None,
 ) -> ScriptCall:  # fmt: skip
     """dead_letter.lua."""
-    keys = [record, dlq, held.stream, slots_key, events]
-    args = [*_held_args(held, channel), len(dlq_fields), *dlq_fields, *change.args()]
+    line_keys, line_args = _line_parts(line)
+    keys = [record, dlq, held.stream, slots_key, events, *line_keys]
+    args = [*_held_args(held, channel), *line_args, len(dlq_fields), *dlq_fields,
+            *change.args()]  # fmt: skip
     return ScriptCall("dead_letter", keys, args)
 
 
@@ -265,3 +288,65 @@ def expire(
 def breaker_cas(*, breaker: str, version: str, fields: list[Arg]) -> ScriptCall:
     """breaker_cas.lua."""
     return ScriptCall("breaker_cas", [breaker], [version, *fields])
+
+
+@dataclass(frozen=True)
+class FedRequest:
+    """A batch request about to enter its job stream, with the keys it touches."""
+
+    job_id: str
+    payload: bytes
+    headers: str
+    path: str
+    route: str
+    custom_id: str
+    stream: str
+    record: str
+    counter: Counter
+
+
+def batch_feed(
+    *, batch: str, counts: str, wake: str, batch_id: str, cursor: int, next_line: int,
+    next_offset: int, created_at: float, requests: list[FedRequest],
+) -> ScriptCall:  # fmt: skip
+    """batch_feed.lua: `cursor` is the batch's cursor as read (the script compares it)."""
+    keys = [batch, counts, wake]
+    args: list[Arg] = [cursor, next_line, next_offset, batch_id, created_at, EVERYWHERE.entered]
+    for request in requests:
+        keys += [request.stream, request.record]
+        args += [request.job_id, request.payload, request.headers, request.path, request.route,
+                 request.custom_id, request.counter.entered]  # fmt: skip
+    return ScriptCall("batch_feed", keys, args)
+
+
+def batch_stop(*, batch: str, why: str, status: str, at_field: str, now: float) -> ScriptCall:
+    """batch_stop.lua."""
+    return ScriptCall("batch_stop", [batch], [why, status, at_field, repr(now)])
+
+
+def batch_finalizing(*, batch: str, now: float) -> ScriptCall:
+    """batch_finalizing.lua."""
+    return ScriptCall("batch_finalizing", [batch], [repr(now)])
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file's record as it is written: its key, id, creation time and fields."""
+
+    key: str
+    file_id: str
+    created_at: int
+    fields: list[Arg]
+
+
+def batch_finish(
+    *, batch: str, lines: str, open_batches: str, owner_files: str, input_file: str,
+    status: str, at_field: str, now: float, completed: int, failed: int, output_id: str,
+    error_id: str, files: list[FileRecord],
+) -> ScriptCall:  # fmt: skip
+    """batch_finish.lua."""
+    keys = [batch, lines, open_batches, owner_files, input_file, *(f.key for f in files)]
+    args: list[Arg] = [status, at_field, repr(now), completed, failed, output_id, error_id]
+    for file in files:
+        args += [file.file_id, file.created_at, len(file.fields), *file.fields]
+    return ScriptCall("batch_finish", keys, args)

@@ -1,12 +1,16 @@
--- needs: owns, release, transition
+-- needs: owns, release, transition, batch_line
 -- Dead-letter a job: record -> dead, entry appended to the DLQ, its stream entry handled and
--- its slot freed; refused when the consumer no longer holds the entry.
+-- its slot freed; refused when the consumer no longer holds the entry. A batch request's error
+-- line is kept with its batch in the same step (KEYS[6], KEYS[7]: its lines and batch record).
 -- Returns the DLQ entry id, or false when refused.
 local record, dlq, stream, slots, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local lines, batch = KEYS[6], KEYS[7]
 local group, consumer, entry, job_id, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local n_dlq = tonumber(ARGV[6])  -- ARGV[7..6+n_dlq]: the DLQ entry's field/value items
-local change_at = 7 + n_dlq      -- then the status change (lib/transition.lua)
+local custom_id, outcome, line = ARGV[6], ARGV[7], ARGV[8]  -- all '' outside a batch
+local n_dlq = tonumber(ARGV[9])  -- ARGV[10..9+n_dlq]: the DLQ entry's field/value items
+local change_at = 10 + n_dlq     -- then the status change (lib/transition.lua)
 if not owns(stream, group, entry, consumer) then return false end
 release_entry(stream, group, entry, slots, job_id)
 if not transition(record, events, channel, job_id, ARGV, change_at) then return false end
-return redis.call('XADD', dlq, '*', unpack(ARGV, 7, 6 + n_dlq))
+record_batch_line(lines, batch, custom_id, outcome, line)
+return redis.call('XADD', dlq, '*', unpack(ARGV, 10, 9 + n_dlq))

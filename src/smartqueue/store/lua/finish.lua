@@ -1,11 +1,15 @@
--- needs: owns, release, transition
+-- needs: owns, release, transition, batch_line
 -- Commit a job's outcome, only while the consumer still holds its entry; the entry is handled
--- (acked and deleted) and the slot freed in the same step.
+-- (acked and deleted) and the slot freed in the same step. A batch request's output or error
+-- line is kept with its batch in that step too (KEYS[5], KEYS[6]: its lines and batch record).
 -- Returns the previous status, or false when the commit is refused.
 local record, stream, slots, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local lines, batch = KEYS[5], KEYS[6]
 local group, consumer, entry, job_id, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local change_at = 6  -- ARGV[6..]: the status change (lib/transition.lua)
+local custom_id, outcome, line = ARGV[6], ARGV[7], ARGV[8]  -- all '' outside a batch
+local change_at = 9  -- ARGV[9..]: the status change (lib/transition.lua)
 if not owns(stream, group, entry, consumer) then return false end
 local previous = transition(record, events, channel, job_id, ARGV, change_at)
+if previous then record_batch_line(lines, batch, custom_id, outcome, line) end
 release_entry(stream, group, entry, slots, job_id)
 return previous

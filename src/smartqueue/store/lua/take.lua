@@ -2,7 +2,8 @@
 -- Take the next job for one GPU, atomically with a slot on it. The breaker is re-read here, so
 -- a GPU whose breaker another replica just opened gets nothing. Among the candidate streams'
 -- oldest waiting entries it takes the best (rank, age); an entry that has waited `aging_ms`
--- ranks as high, so no priority starves. The job's record is updated by START (its key is
+-- ranks as high, so no priority starves -- except batch work (rank `ageless_rank`), which
+-- only ever fills idle capacity. The job's record is updated by START (its key is
 -- only known once the entry is read). KEYS: slot set, breaker, counts, then the candidate
 -- streams.
 -- Returns false when the GPU is full, its breaker is closed to it or nothing waits, else
@@ -13,7 +14,8 @@ local group, consumer = ARGV[1], ARGV[2]
 local slots, lease_ms, aging_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local probe = ARGV[6] == '1'  -- the caller holds the GPU's half-open probe claim
 local everywhere_left = ARGV[7]
-local first_stream_arg = 8    -- ARGV[8..]: per stream its priority rank (0 = high), left field
+local ageless_rank = tonumber(ARGV[8])  -- batch streams: never promoted by aging
+local first_stream_arg = 9    -- ARGV[9..]: per stream its priority rank (0 = high), left field
 
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
@@ -35,7 +37,7 @@ for i = first_stream, #KEYS do
   if head then
     local ms = tonumber(string.match(head, '^(%d+)'))
     local rank = tonumber(ARGV[first_stream_arg + (i - first_stream) * 2])
-    if now - ms >= aging_ms then rank = 0 end
+    if rank < ageless_rank and now - ms >= aging_ms then rank = 0 end
     local key = rank * 1e13 + ms
     if best_key == nil or key < best_key then best, best_key = i, key end
   end
