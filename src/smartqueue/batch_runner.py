@@ -152,7 +152,8 @@ class BatchRunner:
         status, counts = final_status(batch.stop), (output.lines, errors.lines)
         if await self.store.batches.finish(batch, status, now=now, counts=counts, files=files):
             log.info("batch ended", extra={"batch_id": batch.id, "status": status.value,
-                                           "completed": counts[0], "failed": counts[1]})  # fmt: skip
+                                           "completed": counts[0],
+                                           "failed": counts[1]})  # fmt: skip
 
     async def _write_files(self, batch: StoredBatch) -> tuple[Written, Written]:
         suffix = batch.id.removeprefix("batch_")

@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     fleet: Path = Path("deploy/fleet.local.yaml")
     admin_token: SecretStr | None = None
+    owner_secret: SecretStr | None = Field(
+        default=None, description="key of the HMAC that names a caller's owner (jobs, batches)"
+    )
     key_prefix: str = Field(default="sq", pattern=r"^[A-Za-z0-9_.:-]+$")
     log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
 

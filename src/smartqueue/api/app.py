@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from smartqueue import __version__
 from smartqueue.api.errors import install_error_handlers
 from smartqueue.api.http_metrics import HttpMetrics
-from smartqueue.api.routes import admin, dashboard, docs, health, jobs, openai, queue
+from smartqueue.api.routes import (
+    admin,
+    batches,
+    dashboard,
+    docs,
+    files,
+    health,
+    jobs,
+    openai,
+    queue,
+)
 from smartqueue.api.services import Services
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import StoreUnavailable
@@ -50,7 +60,7 @@ def create_app(
     )  # fmt: skip
     install_error_handlers(app)
     app.add_middleware(HttpMetrics)
-    for module in (jobs, openai, admin, queue, health, dashboard, docs):
+    for module in (jobs, openai, files, batches, admin, queue, health, dashboard, docs):
         app.include_router(module.router)
     app.include_router(admin.drain_router)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from typing import Annotated
 
@@ -9,6 +11,7 @@ from fastapi import Depends, Header, Request
 
 from smartqueue.api.services import Services
 from smartqueue.api.submission import Admissions
+from smartqueue.blobs import Blobs
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import AdminDisabled, Unauthorized
 from smartqueue.store import Store
@@ -71,3 +74,32 @@ async def require_admin(
 
 
 AdminDep = Depends(require_admin)
+
+ANONYMOUS = "anonymous"
+
+
+async def get_owner(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """Who owns what the caller creates: an HMAC of its credential, never the credential.
+
+    Callers without a credential share the anonymous owner. Batches and files use only
+    `OwnerDep`, so issue 9's owner function (jobs) can take this one's place in one line.
+    """
+    if not authorization:
+        return ANONYMOUS
+    secret = settings.owner_secret.get_secret_value() if settings.owner_secret else ""
+    digest = hmac.new(secret.encode(), authorization.encode(), hashlib.sha256).hexdigest()
+    return f"o-{digest[:32]}"
+
+
+OwnerDep = Annotated[str, Depends(get_owner)]
+
+
+async def get_blobs(settings: SettingsDep) -> Blobs:
+    """The blob directory (file bytes)."""
+    return Blobs(settings.blob_dir)
+
+
+BlobsDep = Annotated[Blobs, Depends(get_blobs)]
