@@ -60,17 +60,18 @@ class Batches:
         self.context = context
 
     @translate_errors
-    async def add(self, batch: StoredBatch) -> None:
+    async def add(self, batch: StoredBatch, *, now: float) -> None:
         """Record a new batch, list it for its owner and, while it runs, hold its input file
-        and put it among the batches maintenance feeds (one transaction)."""
+        and put it among the batches maintenance feeds (one transaction); `now` orders the
+        lists finer than `created_at`'s whole seconds."""
         keys = self.context.keys
         async with self.context.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 keys.batch(batch.id), items=[i for p in batch_fields(batch).items() for i in p]
             )
-            pipe.zadd(keys.batches(batch.owner), {batch.id: batch.created_at})
+            pipe.zadd(keys.batches(batch.owner), {batch.id: now})
             if batch.status is BatchStatus.IN_PROGRESS:
-                pipe.zadd(keys.open_batches, {batch.id: batch.created_at})
+                pipe.zadd(keys.open_batches, {batch.id: now})
                 pipe.hset(keys.file(batch.input_file_id), "batch", batch.id)
             await pipe.execute()
 
@@ -170,7 +171,7 @@ class Batches:
             input_file=keys.file(batch.input_file_id), status=status.value,
             at_field=f"{status.value}_at", now=now, completed=counts[0], failed=counts[1],
             output_id=by_role.get("output", ""), error_id=by_role.get("error", ""),
-            files=[FileRecord(keys.file(f.id), f.id, f.created_at, file_fields(f))
+            files=[FileRecord(keys.file(f.id), f.id, now, file_fields(f))
                    for _, f in files],
         )  # fmt: skip
         return bool(await self.context.scripts.run(call))

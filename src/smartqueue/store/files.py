@@ -34,12 +34,13 @@ class Files:
         self.context = context
 
     @translate_errors
-    async def add(self, file: StoredFile) -> None:
-        """Record a file whose bytes are in place, and list it for its owner (one transaction)."""
+    async def add(self, file: StoredFile, *, now: float) -> None:
+        """Record a file whose bytes are in place, and list it for its owner (one transaction,
+        `now` ordering the list)."""
         keys = self.context.keys
         async with self.context.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.file(file.id), items=file_fields(file))
-            pipe.zadd(keys.files(file.owner), {file.id: file.created_at})
+            pipe.zadd(keys.files(file.owner), {file.id: now})
             await pipe.execute()
 
     @translate_errors

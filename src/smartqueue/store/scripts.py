@@ -331,11 +331,11 @@ def batch_finalizing(*, batch: str, now: float) -> ScriptCall:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """A file's record as it is written: its key, id, creation time and fields."""
+    """A file's record as it is written: its key, id, place in its owner's list and fields."""
 
     key: str
     file_id: str
-    created_at: int
+    listed_at: float
     fields: list[Arg]
 
 
@@ -348,5 +348,5 @@ def batch_finish(
     keys = [batch, lines, open_batches, owner_files, input_file, *(f.key for f in files)]
     args: list[Arg] = [status, at_field, repr(now), completed, failed, output_id, error_id]
     for file in files:
-        args += [file.file_id, file.created_at, len(file.fields), *file.fields]
+        args += [file.file_id, repr(file.listed_at), len(file.fields), *file.fields]
     return ScriptCall("batch_finish", keys, args)

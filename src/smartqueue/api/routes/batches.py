@@ -98,8 +98,9 @@ async def create_batch(
     checking = Checking(fleet, body.endpoint, route)
     validation = await asyncio.to_thread(validate_input, data, checking,
                                          max_requests=settings.batch_max_requests)  # fmt: skip
-    batch = new_batch(body, validation, owner=owner, route=route, now=int(time.time()))
-    await store.batches.add(batch)
+    now = time.time()
+    batch = new_batch(body, validation, owner=owner, route=route, now=int(now))
+    await store.batches.add(batch, now=now)
     return batch.as_openai()
 
 

@@ -70,9 +70,10 @@ async def upload_file(
         size = await asyncio.to_thread(blobs.store, file_id, upload.file, limit_bytes=limit)
     if size is None:
         raise PayloadTooLarge(f"a file may hold at most {settings.max_file_bytes} bytes")
-    record = StoredFile(id=file_id, owner=owner, bytes=size, created_at=int(time.time()),
+    now = time.time()
+    record = StoredFile(id=file_id, owner=owner, bytes=size, created_at=int(now),
                         filename=upload.filename or "upload.jsonl", purpose=purpose)  # fmt: skip
-    await store.files.add(record)
+    await store.files.add(record, now=now)
     return record.as_openai()
 
 
