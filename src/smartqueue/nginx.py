@@ -60,6 +60,10 @@ class NginxOptions(BaseModel):
     rate_per_s: int = Field(default=10, ge=1, description="per-IP request rate before 429")
     burst: int = Field(default=20, ge=0, description="requests above the rate let through at once")
     max_body_size: str = Field(default="1m", description="client_max_body_size; larger -> 413")
+    max_file_size: str = Field(
+        default="200m",
+        description="client_max_body_size of /v1/files uploads (SMARTQUEUE_MAX_FILE_BYTES)",
+    )
     connect_timeout_s: int = Field(default=2, ge=1)
     read_timeout_s: int = Field(default=600, ge=1, description="GPU: longest silence while reading")
     queue_read_timeout_s: int = Field(
@@ -87,7 +91,7 @@ class NginxOptions(BaseModel):
             raise ValueError(f"prefix must be an absolute path of [A-Za-z0-9._/+-], got {value!r}")
         return value.rstrip("/") or "/"
 
-    @field_validator("max_body_size")
+    @field_validator("max_body_size", "max_file_size")
     @classmethod
     def _check_size(cls, value: str) -> str:
         if not _SIZE.match(value):
@@ -371,6 +375,17 @@ def _fallback_location(options: NginxOptions) -> list[str]:
     return _block(f"location {FALLBACK_LOCATION}", body)
 
 
+def _batch_location(options: NginxOptions) -> list[str]:
+    body = [
+        f"proxy_pass http://{QUEUE_UPSTREAM};",
+        f"client_max_body_size {options.max_file_size};",
+        "proxy_request_buffering off;  # uploads stream through; smartqueue enforces the limit",
+        "proxy_read_timeout 300s;",
+        f'add_header X-Routed-To "{QUEUE_UPSTREAM} $upstream_addr" always;',
+    ]
+    return _block("location ~ ^/v1/(?:files|batches)(?:/|$)", body)
+
+
 def _server(names: dict[str, str], options: NginxOptions) -> list[str]:
     not_found = "Not found: this server only proxies the OpenAI API under /v1/."
     body = [
@@ -388,6 +403,9 @@ def _server(names: dict[str, str], options: NginxOptions) -> list[str]:
         "",
         "# Model list: from the default route, or from the queue while those GPUs are down.",
         *_gpu_location("= /v1/models", names[DEFAULT_ROUTE], options, fallback=True),
+        "",
+        "# Files and batches (the Batch API): smartqueue itself; the credential names the owner.",
+        *_batch_location(options),
         "",
         "# Other OpenAI calls (embeddings, ...): the route's GPUs, no queue fallback.",
         *_gpu_location("/v1/", ROUTE_VARIABLE, options, fallback=False),

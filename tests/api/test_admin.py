@@ -133,7 +133,7 @@ async def test_status_overview_shows_depth_thresholds_and_gpus(client: httpx.Asy
 
     by_route = overview["depth"].pop("by_route")
     assert overview["depth"] == {"high": 0, "normal": 0, "low": 1, "total": 1}
-    assert by_route["default"] == {"high": 0, "normal": 0, "low": 1}
+    assert by_route["default"] == {"high": 0, "normal": 0, "low": 1, "batch": 0}
     assert sum(sum(depths.values()) for depths in by_route.values()) == 1
     assert overview["thresholds"]["ceilings"] == {"high": 50, "normal": 40, "low": 30}
     assert (overview["in_flight"], overview["dlq_depth"]) == (0, 0)

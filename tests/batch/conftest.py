@@ -34,11 +34,13 @@ def batch_settings(
     return make
 
 
-def openai_client(http: httpx.AsyncClient, *, api_key: str = "unused") -> openai.AsyncOpenAI:
-    """The real openai client, talking to the app in-process through `http`."""
+def openai_client(
+    http: httpx.AsyncClient, *, api_key: str = "unused", base_url: str = "http://sq"
+) -> openai.AsyncOpenAI:
+    """The real openai client, talking to the app through `http` (in-process by default)."""
     # openai ships its own fork of httpx; the ASGI-backed client is compatible at runtime.
     return openai.AsyncOpenAI(
-        api_key=api_key, base_url="http://sq/v1", http_client=http,  # type: ignore[arg-type]
+        api_key=api_key, base_url=f"{base_url}/v1", http_client=http,  # type: ignore[arg-type]
         max_retries=0,
     )  # fmt: skip
 
@@ -67,13 +69,18 @@ async def wait_batch(
 ) -> Batch:  # fmt: skip
     """Poll until the batch reaches one of `statuses`; the batch."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        batch = await client.batches.retrieve(batch_id)
+    status = "unknown"
+    while time.monotonic() < deadline:
+        try:
+            batch = await client.batches.retrieve(batch_id)
+        except openai.InternalServerError:  # 503 while Redis is down: ask again
+            await asyncio.sleep(0.1)
+            continue
         if batch.status in statuses:
             return batch
-        if time.monotonic() > deadline:
-            raise AssertionError(f"batch {batch_id} still {batch.status}: {batch}")
+        status = batch.status
         await asyncio.sleep(0.1)
+    raise AssertionError(f"batch {batch_id} still {status} after {timeout_s} s")
 
 
 async def lines_of(client: openai.AsyncOpenAI, file_id: str | None) -> list[dict[str, Any]]:

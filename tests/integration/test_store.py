@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import FleetConfig, Settings
-from smartqueue.models import ErrorInfo, JobStatus, Priority, new_job_id
+from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority, new_job_id
 from smartqueue.queue import Lease, NewJob, StreamEntry, TakenJob
 from smartqueue.store import Store, scripts
 from smartqueue.store.keys import GROUP
@@ -93,8 +93,8 @@ async def test_depth_counts_waiting_jobs_not_taken_ones(store: Store) -> None:
     assert taken.job_id == jobs[0].job_id
     assert await store.overview.depths() == {Priority.HIGH: 0, Priority.NORMAL: 2, Priority.LOW: 0}
     assert await store.overview.depths_by_route() == {
-        "default": {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 0},
-        "light": {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 0},
+        "default": {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 0, Priority.BATCH: 0},
+        "light": {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 0, Priority.BATCH: 0},
         **{route: dict.fromkeys(Priority, 0) for route in store.routes
            if route not in ("default", "light")},
     }  # fmt: skip
@@ -108,7 +108,7 @@ async def test_depth_counters_drifted_by_hand_are_reconciled_with_the_streams(
     for _ in range(3):
         await store.submissions.enqueue(new_job(), ceiling=40, everywhere_ceiling=10_000)
     await redis_client.delete(store.keys.counts)  # e.g. restored from an older file
-    assert await store.overview.depths() == dict.fromkeys(Priority, 0)
+    assert await store.overview.depths() == dict.fromkeys(PRIORITY_ORDER, 0)
 
     assert await store.claims.reconcile_counts() == 1
 

@@ -262,3 +262,26 @@ async def test_admin_paths_answer_404_without_reaching_anyone(
     assert [answer.status_code for answer in answers] == [404] * len(ADMIN_PATHS)
     assert answers[0].json()["error"]["code"] == "not_found"
     assert a.requests == queue.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/files"), ("GET", "/v1/files/file-x/content"), ("POST", "/v1/batches"),
+     ("GET", "/v1/batches/batch_x"), ("POST", "/v1/batches/batch_x/cancel")],
+)  # fmt: skip
+async def test_files_and_batches_go_to_the_queue_with_the_credential(
+    nginx_binary: str, tmp_path: Path, method: str, path: str
+) -> None:
+    async with StandIn("queue") as queue, StandIn("a") as a:
+        fleet = fleet_of({"a": a.url}, {"default": ["a"]})
+        async with (
+            running_nginx(nginx_binary, tmp_path, fleet, queue_url=queue.url) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            answer = await client.request(method, path, content=b"x" * 4096,
+                                          headers={"Authorization": "Bearer k"})  # fmt: skip
+    assert answer.status_code == 200
+    assert a.requests == []
+    [forwarded] = queue.requests
+    assert (forwarded.method, forwarded.path) == (method, path)
+    assert forwarded.headers["authorization"] == "Bearer k"  # it names the batch's owner

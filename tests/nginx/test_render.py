@@ -381,3 +381,11 @@ def test_route_names_that_are_map_keywords_pass_nginx_t(nginx_binary: str, tmp_p
     loopback = options(prefix=str(tmp_path), queue_url="http://localhost:8091")
     config.write_text(render_nginx_config(fleet, loopback))
     nginx_test(nginx_binary, config)
+
+
+def test_files_and_batches_location_sends_uploads_to_the_queue(production: FleetConfig) -> None:
+    location = block(render_nginx_config(production, options()),
+                     "location ~ ^/v1/(?:files|batches)(?:/|$)")  # fmt: skip
+    assert "proxy_pass http://queue;" in location
+    assert "client_max_body_size 200m;" in location
+    assert "proxy_request_buffering off;" in location

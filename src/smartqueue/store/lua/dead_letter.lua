@@ -1,7 +1,7 @@
 -- needs: owns, release, transition, batch_line
 -- Dead-letter a job: record -> dead, entry appended to the DLQ, its stream entry handled and
 -- its slot freed; refused when the consumer no longer holds the entry. A batch request's error
--- line is kept with its batch in the same step (KEYS[6], KEYS[7]: its lines and batch record).
+-- line is kept with its batch in the same step (the last two keys: its lines and record).
 -- Returns the DLQ entry id, or false when refused.
 local record, dlq, stream, slots, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local lines, batch = KEYS[6], KEYS[7]

@@ -1,7 +1,7 @@
 -- needs: owns, release, transition, batch_line
 -- Commit a job's outcome, only while the consumer still holds its entry; the entry is handled
 -- (acked and deleted) and the slot freed in the same step. A batch request's output or error
--- line is kept with its batch in that step too (KEYS[5], KEYS[6]: its lines and batch record).
+-- line is kept with its batch in that step too (the last two keys: its lines and record).
 -- Returns the previous status, or false when the commit is refused.
 local record, stream, slots, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local lines, batch = KEYS[5], KEYS[6]
