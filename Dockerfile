@@ -26,9 +26,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     SMARTQUEUE_FLEET=/app/deploy/fleet.yaml
 
+# The blob directory exists owned by the service user, so a fresh named volume mounted there
+# (compose: `blobs`) starts with that owner and the service can write batch files to it.
 RUN groupadd --system --gid 10001 smartqueue \
     && useradd --system --uid 10001 --gid smartqueue --no-log-init --no-create-home \
-       --shell /usr/sbin/nologin smartqueue
+       --shell /usr/sbin/nologin smartqueue \
+    && mkdir -p /var/lib/smartqueue/blobs \
+    && chown -R 10001:10001 /var/lib/smartqueue
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

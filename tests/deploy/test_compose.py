@@ -174,3 +174,12 @@ def test_ip_literal_check_with_address_detects_it(word: str) -> None:
 @pytest.mark.parametrize("word", ["7.4.9", "8080:80", "1.30.4", "0.1.0"])
 def test_ip_literal_check_with_version_or_port_passes(word: str) -> None:
     assert not is_ip_address(word)
+
+
+def test_smartqueue_blob_directory_on_a_named_volume(
+    compose: dict[str, Any], services: dict[str, Service]
+) -> None:
+    smartqueue = services["smartqueue"]
+    blob_dir = smartqueue["environment"]["SMARTQUEUE_BLOB_DIR"]
+    assert smartqueue["volumes"] == [f"blobs:{blob_dir}"]
+    assert "blobs" in compose["volumes"]
