@@ -36,7 +36,7 @@ import openai
 import yaml
 
 LOOPBACK = "127.0.0.1"
-SLOTS, SPEED, MAX_TOKENS = 2, 4.0, 16
+SLOTS, MAX_TOKENS = 2, 16
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "hello"}],
         "max_tokens": MAX_TOKENS}  # fmt: skip
 
@@ -79,7 +79,7 @@ def wait_for(check: Any, what: str, timeout_s: float = 60) -> Any:
     raise RuntimeError(f"{what} did not come up")
 
 
-def start_stack(stack: ExitStack, workdir: Path) -> str:
+def start_stack(stack: ExitStack, workdir: Path, *, speed: float) -> str:
     """redis, two sims and one replica; the replica's URL."""
     redis_port = free_port()
     stack.enter_context(process(["redis-server", "--port", str(redis_port), "--bind", LOOPBACK,
@@ -90,7 +90,7 @@ def start_stack(stack: ExitStack, workdir: Path) -> str:
         ready = workdir / f"{name}.ready.json"
         stack.enter_context(process(
             [sys.executable, "-m", "smartqueue", "sim", "--port=0", "--sidecar-port=0",
-             f"--slots={SLOTS}", f"--speed={SPEED:g}", "--engine=vllm", f"--model=model-{name}",
+             f"--slots={SLOTS}", f"--speed={speed:g}", "--engine=vllm", f"--model=model-{name}",
              f"--ready-file={ready}"], workdir / f"sim-{name}.log"))  # fmt: skip
         sim = wait_for(lambda r=ready: json.loads(r.read_text())["sims"][0], f"sim {name}")
         gpus.append({"name": name, "url": sim["url"], "sidecar_url": sim["sidecar_url"],
@@ -115,12 +115,13 @@ def start_stack(stack: ExitStack, workdir: Path) -> str:
 
 
 async def service_time_s(sim_url: str, samples: int = 8) -> float:
-    """Mean time of one request sent straight to an idle sim."""
+    """Mean time of one request sent straight to an idle sim (its own model name: vLLM)."""
     async with httpx.AsyncClient(base_url=sim_url, timeout=60) as client:
         times = []
         for _ in range(samples):
             started = time.monotonic()
-            (await client.post("/v1/chat/completions", json=CHAT)).raise_for_status()
+            body = {**CHAT, "model": "model-a"}
+            (await client.post("/v1/chat/completions", json=body)).raise_for_status()
             times.append(time.monotonic() - started)
     return statistics.mean(times)
 
@@ -205,20 +206,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--speed", type=float, default=4.0, help="sim speed (higher: faster)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sq-bench-batch-") as tmp, ExitStack() as stack:
-        url = start_stack(stack, Path(tmp))
+        url = start_stack(stack, Path(tmp), speed=args.speed)
         figures = asyncio.run(measure(url, lines=args.lines, seconds=args.seconds))
-    print(f"fleet: 2 sim GPUs x {SLOTS} slots, {figures['service_time_s']:.2f} s per request "
-          f"-> capacity {figures['capacity_per_s']:.1f} req/s; interactive load "
-          f"{figures['interactive_rate_per_s']:.1f} req/s (Poisson, half the capacity)")
-    print(f"interactive alone:        p50 {figures['p50_alone_s']:.3f} s  "
-          f"p99 {figures['p99_alone_s']:.3f} s  ({figures['requests_alone']:g} requests)")
-    print(f"interactive + {args.lines}-line batch: p50 {figures['p50_with_batch_s']:.3f} s  "
-          f"p99 {figures['p99_with_batch_s']:.3f} s  ({figures['requests_with_batch']:g} requests)")
-    print(f"batch throughput: {figures['batch_per_s']:.2f} req/s = "
-          f"{figures['batch_share_of_idle']:.0%} of the idle capacity "
-          f"({figures['capacity_per_s'] - figures['interactive_rate_per_s']:.2f} req/s)")
+    print(
+        f"fleet: 2 sim GPUs x {SLOTS} slots, {figures['service_time_s']:.2f} s per request "
+        f"-> capacity {figures['capacity_per_s']:.1f} req/s; interactive load "
+        f"{figures['interactive_rate_per_s']:.1f} req/s (Poisson, half the capacity)"
+    )
+    print(
+        f"interactive alone:        p50 {figures['p50_alone_s']:.3f} s  "
+        f"p99 {figures['p99_alone_s']:.3f} s  ({figures['requests_alone']:g} requests)"
+    )
+    print(
+        f"interactive + {args.lines}-line batch: p50 {figures['p50_with_batch_s']:.3f} s  "
+        f"p99 {figures['p99_with_batch_s']:.3f} s  ({figures['requests_with_batch']:g} requests)"
+    )
+    print(
+        f"batch throughput: {figures['batch_per_s']:.2f} req/s = "
+        f"{figures['batch_share_of_idle']:.0%} of the idle capacity "
+        f"({figures['capacity_per_s'] - figures['interactive_rate_per_s']:.2f} req/s)"
+    )
 
 
 if __name__ == "__main__":
