@@ -36,6 +36,7 @@ import openai
 import yaml
 
 LOOPBACK = "127.0.0.1"
+SIM_COMMAND = str(Path(sys.executable).with_name("smartqueue-sim"))  # the sibling package
 SLOTS, MAX_TOKENS = 2, 16
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "hello"}],
         "max_tokens": MAX_TOKENS}  # fmt: skip
@@ -89,7 +90,7 @@ def start_stack(stack: ExitStack, workdir: Path, *, speed: float) -> str:
     for name in ("a", "b"):
         ready = workdir / f"{name}.ready.json"
         stack.enter_context(process(
-            [sys.executable, "-m", "smartqueue", "sim", "--port=0", "--sidecar-port=0",
+            [SIM_COMMAND, "gpu", "--port=0", "--sidecar-port=0",
              f"--slots={SLOTS}", f"--speed={speed:g}", "--engine=vllm", f"--model=model-{name}",
              f"--ready-file={ready}"], workdir / f"sim-{name}.log"))  # fmt: skip
         sim = wait_for(lambda r=ready: json.loads(r.read_text())["sims"][0], f"sim {name}")

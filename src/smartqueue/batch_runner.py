@@ -142,6 +142,13 @@ class BatchRunner:
         )
         if not claimed:
             return
+        try:
+            await self._write_and_end(batch, now=now)
+        except BaseException:  # let another round (or replica) write them without waiting
+            await self.store.batches.release_finalizer(batch.id, holder=self.holder)
+            raise
+
+    async def _write_and_end(self, batch: StoredBatch, *, now: float) -> None:
         output, errors = await self._write_files(batch)
         for written in (output, errors):
             if not written.lines:

@@ -9,7 +9,12 @@ from pathlib import Path
 from smartqueue.config import Settings
 from tests.batch.conftest import chat_line, jsonl, lines_of, openai_client, upload, wait_batch
 from tests.batch.test_batches import wait_until_counted
-from tests.chaos.conftest import StartReplicas, client_of, replicas  # noqa: F401  (fixture)
+from tests.chaos.conftest import (  # noqa: F401  (fixtures: replicas, sims as processes)
+    StartReplicas,
+    client_of,
+    replicas,
+    sims,
+)
 from tests.engine.conftest import fleet_for
 from tests.support.redis_server import RedisServer
 from tests.support.sim import SimHandle
@@ -24,7 +29,7 @@ def chaos_settings(make: Callable[..., Settings], blob_dir: Path, **overrides: o
 
 
 async def test_batch_replica_kill9_mid_batch_still_answers_every_custom_id_once(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings],
+    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings],  # noqa: F811
     replicas: StartReplicas, tmp_path: Path,  # noqa: F811
 ) -> None:  # fmt: skip
     gpus = sims(a={"slots": 2, "speed": 10.0})
@@ -54,7 +59,7 @@ async def test_batch_replica_kill9_mid_batch_still_answers_every_custom_id_once(
 
 
 async def test_batch_redis_kill9_and_aof_restart_still_answers_every_custom_id_once(
-    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings],
+    sims: Callable[..., dict[str, SimHandle]], engine_settings: Callable[..., Settings],  # noqa: F811
     replicas: StartReplicas, tmp_path: Path,  # noqa: F811
 ) -> None:  # fmt: skip
     redis = RedisServer(tmp_path / "redis-aof", appendonly=True)

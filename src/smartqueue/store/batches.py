@@ -151,6 +151,13 @@ class Batches:
         return bool(await self.context.redis.set(key, holder, nx=True, ex=ttl_s))
 
     @translate_errors
+    async def release_finalizer(self, batch_id: str, *, holder: str) -> None:
+        """Give up writing a batch's files (only when `holder` still is the one writing)."""
+        key = self.context.keys.batch_finalizer(batch_id)
+        if await self.context.redis.get(key) == holder.encode():
+            await self.context.redis.delete(key)
+
+    @translate_errors
     async def lines(self, batch_id: str, custom_ids: list[str]) -> list[bytes | None]:
         """The kept `outcome:line` of each request (None for one never run)."""
         raw = await self.context.redis.hmget(self.context.keys.batch_lines(batch_id), custom_ids)
