@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from smartqueue.redis_url import RedisTarget, parse_redis_url
+
 DEFAULT_ROUTE = "default"
 ENV_PREFIX = "SMARTQUEUE_"
 
@@ -199,7 +201,19 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="redis://, rediss://, redis+sentinel://h1,h2/service/0, redis+cluster://h1,h2/",
+    )
+    redis_password: SecretStr | None = Field(default=None, description="AUTH for Redis itself")
+    sentinel_password: SecretStr | None = Field(default=None, description="AUTH for Sentinels")
+    redis_min_replicas: int = Field(
+        default=0, ge=0, description="replicas that must hold a submission before its 202 (WAIT)"
+    )
+    redis_replica_wait_s: float = Field(
+        default=0.5, gt=0,
+        description="longest WAIT for those replicas (at most half the Redis timeout); then 503",
+    )  # fmt: skip
     fleet: Path = Path("deploy/fleet.local.yaml")
     admin_token: SecretStr | None = None
     owner_secret: SecretStr | None = Field(
@@ -207,6 +221,17 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field(default="sq", pattern=r"^[A-Za-z0-9_.:-]+$")
     log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, value: str) -> str:
+        parse_redis_url(value)
+        return value
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        """The Redis deployment `redis_url` names."""
+        return parse_redis_url(self.redis_url)
 
     # Backpressure (depth = jobs waiting for dispatch).
     queue_warn_depth: int = Field(default=30, ge=1)

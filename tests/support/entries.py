@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-
 from smartqueue.queue import StreamEntry
+from smartqueue.store.connection import Client
 from smartqueue.store.keys import GROUP
 
 
-async def read_entry(client: aioredis.Redis, stream: str, consumer: str = "c1") -> StreamEntry:
+async def read_entry(client: Client, stream: str, consumer: str = "c1") -> StreamEntry:
     """Take the next undelivered entry of `stream` for the shared group (it must exist)."""
     reply = cast(list[Any], await client.xreadgroup(GROUP, consumer, {stream: ">"}, count=1))
     assert reply, f"no entry to read on {stream}"

@@ -24,13 +24,11 @@ never HTTP answers.
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from smartqueue.config import Settings
 from smartqueue.store.batches import Batches
 from smartqueue.store.breakers import Breakers
 from smartqueue.store.claims import Claims
-from smartqueue.store.connection import new_client, translate_errors
+from smartqueue.store.connection import Client, new_client, translate_errors
 from smartqueue.store.consumers import Consumers
 from smartqueue.store.context import StoreContext
 from smartqueue.store.dlq import DeadLetters
@@ -50,7 +48,7 @@ class Store:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         keys: Keys,
         routes: list[str],
@@ -58,13 +56,16 @@ class Store:
         idempotency_ttl_s: int = 86_400,
         socket_timeout_s: float = 1.0,
         events_ttl_s: int = 600,
+        min_replicas: int = 0,
+        replica_wait_s: float = 0.5,
     ) -> None:
         self.redis = client
         self.keys = keys
         self.routes = routes
+        max_block_ms = max(1, int(socket_timeout_s * 500))
         context = StoreContext(client, keys, Scripts(client), routes, terminal_ttl_s,
-                               idempotency_ttl_s, max(1, int(socket_timeout_s * 500)),
-                               events_ttl_s)  # fmt: skip
+                               idempotency_ttl_s, max_block_ms, events_ttl_s, min_replicas,
+                               min(max_block_ms, max(1, int(replica_wait_s * 1000))))  # fmt: skip
         self.submissions = Submissions(context)
         self.jobs = Jobs(context)
         self.claims = Claims(context)
@@ -87,6 +88,8 @@ class Store:
             idempotency_ttl_s=settings.idempotency_ttl_s,
             socket_timeout_s=settings.redis_timeout_s,
             events_ttl_s=settings.events_ttl_s,
+            min_replicas=settings.redis_min_replicas,
+            replica_wait_s=settings.redis_replica_wait_s,
         )
 
     async def aclose(self) -> None:

@@ -1,40 +1,87 @@
-"""The Redis client, and turning its failures into StoreUnavailable (503 + Retry-After)."""
+"""The Redis client (one Redis, Sentinel or Cluster), and its failures as StoreUnavailable."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+from pydantic import SecretStr
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from smartqueue.config import Settings
 from smartqueue.errors import StoreUnavailable
+from smartqueue.redis_url import RedisMode, RedisTarget
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def new_client(settings: Settings) -> aioredis.Redis:
-    """A client on `settings.redis_url` that fails fast (no retries) when Redis is down.
+Client = aioredis.Redis | RedisCluster
+"""A client on one Redis (plain or through Sentinel) or on a Redis Cluster."""
 
-    Its pool holds up to `redis_max_connections`; past that a call waits for a free connection
-    (up to the Redis timeout) instead of failing, so a burst of submissions queues briefly.
+
+def new_client(settings: Settings) -> Client:
+    """A client for the deployment `settings.redis_url` names, failing fast (no retries).
+
+    A failed call raises at once (the engine waits and tries again; the API answers 503), so a
+    Sentinel or Cluster failover costs each caller one error, then the client follows the new
+    primary: Sentinel connections ask the sentinels for the primary when they (re)connect and
+    drop a primary that was demoted (READONLY); the cluster client re-reads the slot map after a
+    connection error or MOVED.
     """
+    target = settings.redis_target
+    if target.mode is RedisMode.SENTINEL:
+        return _sentinel_client(settings, target)
+    if target.mode is RedisMode.CLUSTER:
+        return _cluster_client(settings, target)
+    return _single_client(settings)
+
+
+def _timeouts(settings: Settings) -> dict[str, Any]:
+    return {"socket_timeout": settings.redis_timeout_s,
+            "socket_connect_timeout": settings.redis_timeout_s}  # fmt: skip
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _single_client(settings: Settings) -> aioredis.Redis:
+    """Its pool holds up to `redis_max_connections`; past that a call waits for a free connection
+    (up to the Redis timeout) instead of failing, so a burst of submissions queues briefly."""
+    password = {"password": _secret(settings.redis_password)} if settings.redis_password else {}
     pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout_s,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
+        settings.redis_url, max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s, retry=Retry(NoBackoff(), 0), health_check_interval=0,
+        **_timeouts(settings), **password,
+    )  # fmt: skip
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def _sentinel_client(settings: Settings, target: RedisTarget) -> aioredis.Redis:
+    sentinel_kwargs = {**_timeouts(settings), "password": _secret(settings.sentinel_password)}
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    client: aioredis.Redis = sentinel.master_for(
+        target.service, redis_class=aioredis.Redis, db=target.db,
+        password=_secret(settings.redis_password), max_connections=settings.redis_max_connections,
+        retry=Retry(NoBackoff(), 0), **_timeouts(settings),
+    )  # fmt: skip
+    return client
+
+
+def _cluster_client(settings: Settings, target: RedisTarget) -> RedisCluster:
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        password=_secret(settings.redis_password), max_connections=settings.redis_max_connections,
+        retry=Retry(NoBackoff(), 0), **_timeouts(settings),
+    )  # fmt: skip
 
 
 def translate_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from smartqueue.models import JobStatus
+from smartqueue.store.connection import Client
 from smartqueue.store.keys import Keys
 from smartqueue.store.scripts import Arg, Change, Scripts
 
@@ -16,7 +15,7 @@ from smartqueue.store.scripts import Arg, Change, Scripts
 class StoreContext:
     """One deployment's view of Redis."""
 
-    redis: aioredis.Redis
+    redis: Client
     keys: Keys
     scripts: Scripts
     routes: list[str]
@@ -24,6 +23,8 @@ class StoreContext:
     idempotency_ttl_s: int
     max_block_ms: int  # blocking reads stay well within the client's socket timeout
     events_ttl_s: int = 600  # a terminal job's event stream is kept this long
+    min_replicas: int = 0  # replicas that must hold a submission (WAIT) before it is accepted
+    replica_wait_ms: int = 0
 
     def change(self, target: JobStatus, updates: Mapping[str, Arg] | None = None) -> Change:
         """A status change to `target` with this deployment's TTLs."""

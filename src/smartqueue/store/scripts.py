@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import NoScriptError
 
 from smartqueue.models import DISPATCH_ORDER, JobStatus, Priority, sources_of
+from smartqueue.store.connection import Client
 from smartqueue.store.keys import Counter
 
 Arg = str | bytes | int | float  # one script argument
@@ -65,12 +67,57 @@ class ScriptCall:
 class Scripts:
     """Every script registered on a client (redis-py reloads one on NOSCRIPT)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
+        self._client = client
         self._scripts = {name: client.register_script(load_source(name)) for name in NAMES}
 
     async def run(self, call: ScriptCall) -> Any:
         """Run `call` atomically on the server."""
         return await self._scripts[call.name](keys=call.keys, args=call.args)
+
+    async def run_replicated(self, call: ScriptCall, *, replicas: int, wait_ms: int) -> Replicated:
+        """Run `call`, then `WAIT replicas wait_ms` on the same connection (one pipeline).
+
+        WAIT counts the replicas holding every earlier write of its connection, so it must
+        follow the script on the connection that ran it. A server without the script (a
+        promoted replica, a restart) answers NOSCRIPT without running anything: load, run again.
+        """
+        script, node = self._scripts[call.name], self._node_of(call)
+        wait = ("WAIT", replicas, wait_ms)
+        reply, acknowledged = await self._pipelined(script.sha, call, wait, node)
+        if isinstance(reply, NoScriptError):
+            await self._client.script_load(script.script)
+            reply, acknowledged = await self._pipelined(script.sha, call, wait, node)
+        for outcome in (reply, acknowledged):
+            if isinstance(outcome, Exception):
+                raise outcome
+        return Replicated(reply, int(acknowledged), trusted=node == self._node_of(call))
+
+    async def _pipelined(
+        self, sha: str, call: ScriptCall, wait: tuple[str, int, int], node: ClusterNode | None
+    ) -> tuple[Any, Any]:
+        # On a cluster, WAIT has no key: send it to the node owning the script's keys, where
+        # the cluster pipeline puts it on the same connection as the EVALSHA.
+        target: dict[str, Any] = {"target_nodes": node} if node is not None else {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(sha, len(call.keys), *call.keys, *call.args)
+            pipe.execute_command(*wait, **target)
+            reply, acknowledged = await pipe.execute(raise_on_error=False)
+        return reply, acknowledged
+
+    def _node_of(self, call: ScriptCall) -> ClusterNode | None:
+        if isinstance(self._client, RedisCluster):
+            return self._client.get_node_from_key(call.keys[0])
+        return None
+
+
+@dataclass(frozen=True)
+class Replicated:
+    """A script's reply and how many replicas acknowledged it (WAIT's answer)."""
+
+    reply: Any
+    replicas: int
+    trusted: bool = True  # False when the slot moved meanwhile: WAIT may have run elsewhere
 
 
 @dataclass(frozen=True)

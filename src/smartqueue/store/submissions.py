@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from smartqueue.errors import OutcomeUnknown
 from smartqueue.models import PRIORITY_ORDER
 from smartqueue.queue import DEFAULT_PATH, Admission, NewJob
 from smartqueue.store import scripts
@@ -40,7 +42,7 @@ class Submissions:
             route_counters=[(Counter.of(priority, job.route), index <= rank)
                             for index, priority in enumerate(PRIORITY_ORDER)],
         )  # fmt: skip
-        code, job_id, depth, position, refused_by = await context.scripts.run(call)
+        code, job_id, depth, position, refused_by = await self._run(call, job.job_id)
         return Admission(
             accepted=code != 0,
             depth=int(depth),
@@ -49,3 +51,26 @@ class Submissions:
             position=int(position) if code == 1 else None,
             everywhere_full=text(refused_by) == "everywhere",
         )
+
+    async def _run(self, call: scripts.ScriptCall, job_id: str) -> Any:
+        """The enqueue script's reply; with min replicas, only once WAIT confirms them.
+
+        Short of them the job may or may not survive a failover: OutcomeUnknown (503 with
+        Location), never an acceptance a failover can undo.
+        """
+        context = self.context
+        if context.min_replicas == 0:
+            return await context.scripts.run(call)
+        done = await context.scripts.run_replicated(
+            call, replicas=context.min_replicas, wait_ms=context.replica_wait_ms
+        )
+        written = int(done.reply[0]) != 0  # a refusal wrote nothing: nothing to confirm
+        if written and (done.replicas < context.min_replicas or not done.trusted):
+            held = text(done.reply[1]) or job_id
+            raise OutcomeUnknown(
+                f"the job was written, but {done.replicas} of {context.min_replicas} Redis "
+                f"replicas confirmed it within {context.replica_wait_ms} ms: it may not survive "
+                "a failover; look at Location or retry with the same Idempotency-Key",
+                job_id=held,
+            )
+        return done.reply
