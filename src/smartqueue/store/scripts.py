@@ -100,7 +100,8 @@ class Scripts:
         # the cluster pipeline puts it on the same connection as the EVALSHA.
         target: dict[str, Any] = {"target_nodes": node} if node is not None else {}
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.evalsha(sha, len(call.keys), *call.keys, *call.args)
+            # (a cluster pipeline refuses .evalsha(); the raw command routes by its keys)
+            pipe.execute_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
             pipe.execute_command(*wait, **target)
             reply, acknowledged = await pipe.execute(raise_on_error=False)
         return reply, acknowledged
