@@ -151,7 +151,8 @@ def _wait_sentinels_see_replica(deployment: SentinelDeployment, timeout_s: float
 
 
 def _peers_known(sentinel: redis.Redis) -> bool:
-    return len(sentinel.sentinel_sentinels(SERVICE)) >= 2
+    peers = sentinel.sentinel_sentinels(SERVICE)
+    return isinstance(peers, list) and len(peers) >= 2
 
 
 @dataclass
@@ -209,7 +210,7 @@ def _wait_cluster_ok(cluster: RedisClusterProcesses, timeout_s: float = 30.0) ->
 
 
 def migrate_slot(cluster: RedisClusterProcesses, slot: int, target: RedisServer) -> int:
-    """Move `slot` and every key in it to `target` (SETSLOT/MIGRATE, as reshard does); keys moved."""
+    """Move `slot` and its keys to `target` (SETSLOT + MIGRATE, as reshard does); keys moved."""
     source = cluster.node_of_slot(slot)
     with (redis.Redis(port=source.port, decode_responses=True) as src,
           redis.Redis(port=target.port, decode_responses=True) as dst):  # fmt: skip
