@@ -34,8 +34,14 @@ TOP_LEVEL_KEYS = frozenset({"name", "services", "networks", "volumes", "configs"
 HEALTHCHECK_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period"})
 DURATION = re.compile(r"(?:\d+(?:us|ms|s|m|h))+")
 PINNED_TAG = re.compile(r"v?\d+\.\d+\.\d+(?:-[a-z0-9.]+)?")
-ALL_SERVICES = ["redis", "smartqueue", "nginx", "sidecar", "prometheus", "grafana"]
-EXPECTED_WAITS = {"smartqueue": {"redis"}, "nginx": {"smartqueue"}, "grafana": {"prometheus"}}
+SENTINEL_SERVICES = ["redis-replica", "sentinel-1", "sentinel-2", "sentinel-3",
+                     "smartqueue-sentinel"]  # fmt: skip
+ALL_SERVICES = ["redis", "smartqueue", "nginx", "sidecar", "prometheus", "grafana",
+                *SENTINEL_SERVICES]  # fmt: skip
+SENTINELS = {f"sentinel-{n}": {"redis"} for n in (1, 2, 3)}
+EXPECTED_WAITS = {"smartqueue": {"redis"}, "nginx": {"smartqueue"}, "grafana": {"prometheus"},
+                  "redis-replica": {"redis"}, **SENTINELS,
+                  "smartqueue-sentinel": {*SENTINELS, "redis-replica"}}  # fmt: skip
 
 
 def flag_values(command: list[str]) -> dict[str, str]:
@@ -54,11 +60,14 @@ def test_compose_top_level_has_no_obsolete_version_key(compose: dict[str, Any]) 
     assert set(compose) <= TOP_LEVEL_KEYS
 
 
-def test_compose_services_are_the_stack_its_monitoring_and_the_gpu_host_sidecar(
+def test_compose_services_are_the_stack_its_monitoring_the_sidecar_and_sentinel_profile(
     services: dict[str, Service],
 ) -> None:
     assert set(services) == set(ALL_SERVICES)
-    assert [name for name, service in services.items() if "profiles" in service] == ["sidecar"]
+    profiled = {name: service["profiles"] for name, service in services.items()
+                if "profiles" in service}  # fmt: skip
+    assert profiled == {"sidecar": ["gpu-host"]} | {name: ["sentinel"]
+                                                    for name in SENTINEL_SERVICES}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ALL_SERVICES)
