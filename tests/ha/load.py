@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from tests.engine.conftest import CHAT, TERMINAL
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim, SimHandle
 from tests.support.waiting import wait_until
 
 
@@ -111,7 +111,11 @@ async def _status(client: httpx.AsyncClient, job_id: str) -> str | None:
 
 
 async def settle(
-    client: httpx.AsyncClient, load: Load, gpu: SimHandle, *, timeout_s: float = 30.0
+    client: httpx.AsyncClient,
+    load: Load,
+    gpu: SimHandle | InProcessSim,
+    *,
+    timeout_s: float = 30.0,
 ) -> Figures:
     """Wait until every accepted job ended or is gone; the figures."""
     final: dict[str, str] = {}

@@ -22,6 +22,7 @@ from tests.engine.conftest import (
     fleet_for,
     running_store,
     service,
+    sims,
     submit,
     wait_gpus_down,
     wait_status,
@@ -29,8 +30,10 @@ from tests.engine.conftest import (
 )
 from tests.ha.load import settle, steady_load
 from tests.support.redis_ha import RedisClusterProcesses, migrate_slot, redis_cluster
-from tests.support.sim import SimHandle
+from tests.support.sim import InProcessSim
 from tests.support.waiting import wait_until
+
+__all__ = ["sims"]  # in-process sims: the engine runs in-process here
 
 ENDED = {"completed", "dead"}
 
@@ -51,7 +54,7 @@ def cluster_settings(
 
 
 async def test_cluster_jobs_complete_retry_and_dead_letter_as_on_one_redis(
-    sims: Callable[..., dict[str, SimHandle]], cluster_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], cluster_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 2})
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 2})
@@ -80,7 +83,7 @@ async def _take(store: Store, consumer: str) -> bool:
 
 
 async def test_cluster_job_of_a_consumer_that_died_is_reclaimed_and_completes(
-    sims: Callable[..., dict[str, SimHandle]], cluster_settings: Callable[..., Settings]
+    sims: Callable[..., dict[str, InProcessSim]], cluster_settings: Callable[..., Settings]
 ) -> None:
     gpus = sims(a={"slots": 1})
     gpus["a"].set_faults("refuse")  # the service's consumers leave the job to the doomed one
@@ -99,7 +102,7 @@ async def test_cluster_job_of_a_consumer_that_died_is_reclaimed_and_completes(
 
 
 async def test_cluster_deployment_slot_migrated_mid_run_follows_moved_and_loses_nothing(
-    sims: Callable[..., dict[str, SimHandle]],
+    sims: Callable[..., dict[str, InProcessSim]],
     cluster_settings: Callable[..., Settings],
     cluster: RedisClusterProcesses,
     key_prefix: str,
