@@ -25,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 system-deps:
-	@scripts/ensure-system-deps.sh redis-server nginx chromium promtool
+	@scripts/ensure-system-deps.sh redis-server redis-cli nginx chromium promtool
 
 lint: venv
 	$(BIN)/ruff check src tests

@@ -3,8 +3,8 @@
 # Usage: scripts/ensure-system-deps.sh redis-server nginx chromium promtool ...
 set -euo pipefail
 
-declare -A PACKAGE=([redis-server]=redis-server [nginx]=nginx [chromium]=chromium
-                    [promtool]=prometheus)
+declare -A PACKAGE=([redis-server]=redis-server [redis-cli]=redis-tools [nginx]=nginx
+                    [chromium]=chromium [promtool]=prometheus)
 missing=()
 for program in "$@"; do
   if ! command -v "$program" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$program" ]; then

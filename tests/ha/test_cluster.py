@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from smartqueue.config import Settings
-from smartqueue.queue import Lease
+from smartqueue.errors import OutcomeUnknown
+from smartqueue.models import Priority, new_job_id
+from smartqueue.queue import Lease, NewJob
 from smartqueue.store import Store
 from smartqueue.store.keys import Keys
 from tests.engine.conftest import (
@@ -130,3 +134,49 @@ async def test_cluster_deployment_slot_migrated_mid_run_follows_moved_and_loses_
 
 async def _accepted(accepted: dict[str, float], *, more_than: int = 10) -> bool:
     return len(accepted) > more_than
+
+
+async def _first(notifications: AsyncIterator[str]) -> str:
+    async for job_id in notifications:
+        return job_id
+    raise AssertionError("the notifications ended")
+
+
+async def test_cluster_job_end_published_on_another_node_reaches_the_subscriber(
+    cluster: RedisClusterProcesses, cluster_settings: Callable[..., Settings], key_prefix: str
+) -> None:
+    store = Store.connect(cluster_settings(), routes=["default"])
+    slot = key_slot(Keys(key_prefix).tag.encode())
+    elsewhere = next(node for node in cluster.nodes if node is not cluster.node_of_slot(slot))
+    try:
+        first = asyncio.create_task(_first(store.events.done_notifications()))
+        async with aioredis.Redis(port=elsewhere.port) as publisher:
+
+            async def delivered() -> bool:
+                await publisher.publish(store.keys.done_channel, "job-1")
+                return first.done()
+
+            await wait_until(delivered, timeout_s=10, what="the notification", interval_s=0.1)
+        received = await first
+    finally:
+        await store.aclose()
+
+    assert received == "job-1"
+
+
+async def test_cluster_without_replicas_answers_outcome_unknown_when_min_replicas_is_set(
+    cluster_settings: Callable[..., Settings],
+) -> None:
+    store = Store.connect(cluster_settings(redis_min_replicas=1), routes=["default"])
+    job = NewJob(job_id=new_job_id(), route="default", priority=Priority.NORMAL,
+                 payload=b"{}", headers={}, created_at=time.time())  # fmt: skip
+    try:
+        await store.ensure_groups()
+        with pytest.raises(OutcomeUnknown) as unconfirmed:  # a fresh client: the slot map first
+            await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=1000)
+        record = await store.jobs.get(job.job_id)
+    finally:
+        await store.aclose()
+
+    assert unconfirmed.value.job_id == job.job_id
+    assert record is not None, "written on the slot's node, only not confirmed by a replica"

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from smartqueue.config import Settings
@@ -82,6 +85,36 @@ def _cluster_client(settings: Settings, target: RedisTarget) -> RedisCluster:
         password=_secret(settings.redis_password), max_connections=settings.redis_max_connections,
         retry=Retry(NoBackoff(), 0), **_timeouts(settings),
     )  # fmt: skip
+
+
+@asynccontextmanager
+async def subscribed(client: Client, channel: str) -> AsyncIterator[PubSub]:
+    """A pub/sub subscribed to `channel`; on a cluster, over a plain connection to one node.
+
+    A cluster delivers a classic PUBLISH on every node, so one node will do: the one serving the
+    channel's slot once the slot map is read (the cluster client's own pub/sub needs that map
+    and fails with a KeyError before it).
+    """
+    plain = await _node_client(client, channel) if isinstance(client, RedisCluster) else None
+    source = plain if plain is not None else cast(aioredis.Redis, client)
+    pubsub = source.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(channel)
+        yield pubsub
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        if plain is not None:
+            await plain.aclose()
+
+
+async def _node_client(cluster: RedisCluster, key: str) -> aioredis.Redis:
+    await cluster.initialize()
+    node = cluster.get_node_from_key(key)
+    if node is None:
+        raise RedisConnectionError(f"no cluster node serves {key}")
+    pool = aioredis.ConnectionPool(connection_class=node.connection_class, max_connections=2,
+                                   **node.connection_kwargs)  # fmt: skip
+    return aioredis.Redis.from_pool(pool)
 
 
 def translate_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:

@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from smartqueue.errors import StoreUnavailable
 from smartqueue.store.codec import text
-from smartqueue.store.connection import translate_errors
+from smartqueue.store.connection import subscribed, translate_errors
 from smartqueue.store.context import StoreContext
 
 Event = tuple[str, dict[bytes, bytes]]  # event id, fields
@@ -44,14 +44,11 @@ class Events:
 
     async def done_notifications(self) -> AsyncIterator[str]:
         """Ids of jobs as they end, from every replica (pub/sub; may miss some while down)."""
-        pubsub = self.context.redis.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(self.context.keys.done_channel)
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None:
-                    yield text(message["data"]) or ""
+            async with subscribed(self.context.redis, self.context.keys.done_channel) as pubsub:
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        yield text(message["data"]) or ""
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"job notifications lost: {error}") from error
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -82,7 +82,7 @@ class Scripts:
         follow the script on the connection that ran it. A server without the script (a
         promoted replica, a restart) answers NOSCRIPT without running anything: load, run again.
         """
-        script, node = self._scripts[call.name], self._node_of(call)
+        script, node = self._scripts[call.name], await self._node_of(call)
         wait = ("WAIT", replicas, wait_ms)
         reply, acknowledged = await self._pipelined(script.sha, call, wait, node)
         if isinstance(reply, NoScriptError):
@@ -91,7 +91,7 @@ class Scripts:
         for outcome in (reply, acknowledged):
             if isinstance(outcome, Exception):
                 raise outcome
-        return Replicated(reply, int(acknowledged), trusted=node == self._node_of(call))
+        return Replicated(reply, int(acknowledged), trusted=node == await self._node_of(call))
 
     async def _pipelined(
         self, sha: str, call: ScriptCall, wait: tuple[str, int, int], node: ClusterNode | None
@@ -106,10 +106,11 @@ class Scripts:
             reply, acknowledged = await pipe.execute(raise_on_error=False)
         return reply, acknowledged
 
-    def _node_of(self, call: ScriptCall) -> ClusterNode | None:
-        if isinstance(self._client, RedisCluster):
-            return self._client.get_node_from_key(call.keys[0])
-        return None
+    async def _node_of(self, call: ScriptCall) -> ClusterNode | None:
+        if not isinstance(self._client, RedisCluster):
+            return None
+        await self._client.initialize()  # the slot map, read once (again after a failure)
+        return self._client.get_node_from_key(call.keys[0])
 
 
 @dataclass(frozen=True)
