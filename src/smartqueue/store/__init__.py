@@ -33,7 +33,7 @@ from smartqueue.config import Settings
 from smartqueue.store.batches import Batches
 from smartqueue.store.breakers import Breakers
 from smartqueue.store.claims import Claims
-from smartqueue.store.connection import Client, new_client, translate_errors
+from smartqueue.store.connection import Client, close_client, new_client, translate_errors
 from smartqueue.store.consumers import Consumers
 from smartqueue.store.context import StoreContext
 from smartqueue.store.dlq import DeadLetters
@@ -99,7 +99,7 @@ class Store:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self.redis.aclose()
+        await close_client(self.redis)
 
     @translate_errors
     async def ping(self) -> None:

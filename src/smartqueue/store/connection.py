@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -85,6 +85,14 @@ def _cluster_client(settings: Settings, target: RedisTarget) -> RedisCluster:
         password=_secret(settings.redis_password), max_connections=settings.redis_max_connections,
         retry=Retry(NoBackoff(), 0), **_timeouts(settings),
     )  # fmt: skip
+
+
+async def close_client(client: Client) -> None:
+    """Close the client's connections, and those to the sentinels it asked."""
+    await client.aclose()
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, SentinelConnectionPool):
+        await pool.sentinel_manager.aclose()
 
 
 @asynccontextmanager
