@@ -15,11 +15,13 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from smartqueue.batches import StoredFile
 from smartqueue.config import Settings
 from smartqueue.errors import OutcomeUnknown
 from smartqueue.models import Priority, new_job_id
 from smartqueue.queue import Lease, NewJob
 from smartqueue.store import Store
+from smartqueue.store.files import Deletion
 from smartqueue.store.keys import Keys
 from tests.engine.conftest import (
     dlq_entries,
@@ -180,3 +182,22 @@ async def test_cluster_without_replicas_answers_outcome_unknown_when_min_replica
 
     assert unconfirmed.value.job_id == job.job_id
     assert record is not None, "written on the slot's node, only not confirmed by a replica"
+
+
+async def test_cluster_transactions_of_the_files_api_run_in_the_deployments_slot(
+    cluster_settings: Callable[..., Settings],
+) -> None:
+    store = Store.connect(cluster_settings(), routes=["default"])
+    file = StoredFile(id="file-1", owner="o", bytes=3, created_at=1, filename="in.jsonl",
+                      purpose="batch")  # fmt: skip
+    try:
+        await store.files.add(file, now=1.0)  # MULTI
+        listed = await store.files.ids("o")
+        deleted = await store.files.delete(file)  # WATCH, then MULTI
+        gone = await store.files.get(file.id)
+    finally:
+        await store.aclose()
+
+    assert listed == ["file-1"]
+    assert deleted is Deletion.DELETED
+    assert gone is None

@@ -19,8 +19,8 @@ Hash tags: every key starts with `{<prefix>}`, so all keys of a deployment share
 Cluster slot and any script may touch any of them; each script still declares every key it
 touches in KEYS, and none builds or parses a key name inside Redis.
 Deployments (connection.py): one Redis, Sentinel (the client asks the sentinels for the primary
-on every reconnect) or Cluster. What the store uses works on all three: pipelines are never
-MULTI and touch one slot, blocking reads (BLPOP, XREAD BLOCK) name one key, pub/sub is classic
+on every reconnect) or Cluster. What the store uses works on all three: pipelines and MULTI
+transactions touch one slot, blocking reads (BLPOP, XREAD BLOCK) name one key, pub/sub is classic
 (a cluster delivers PUBLISH on every node), and with min replicas the enqueue script and its
 WAIT share one connection (scripts.Scripts.run_replicated).
 Imports: only this package imports redis; it returns the queue's values (smartqueue.queue),
