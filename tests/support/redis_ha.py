@@ -56,7 +56,7 @@ class SentinelDeployment:
             return int(address[1]) if address else None
         return None
 
-    def wait_promoted(self, *, away_from: int, timeout_s: float = 30.0) -> float:
+    def wait_promoted(self, *, away_from: int, timeout_s: float = 90.0) -> float:
         """Block until the sentinels name a primary other than `away_from`; seconds it took."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
@@ -66,7 +66,7 @@ class SentinelDeployment:
             time.sleep(0.05)
         raise TimeoutError(f"no sentinel promoted a replica within {timeout_s} s")
 
-    def wait_replicating(self, server: RedisServer, *, timeout_s: float = 30.0) -> None:
+    def wait_replicating(self, server: RedisServer, *, timeout_s: float = 90.0) -> None:
         """Block until `server` is a replica with its link to the primary up."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
