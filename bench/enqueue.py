@@ -18,8 +18,9 @@ import httpx
 
 from bench import redis_probe
 from bench.config import BenchConfig
+from bench.fleets import heterogeneous, start_fleet
 from bench.httpload import chat_body, open_loop, raw_request, run_wrk, write_wrk_script
-from bench.procs import NO_BACKPRESSURE, SERVICE_CPU, Processes, gpu_entry, pinned, write_fleet
+from bench.procs import NO_BACKPRESSURE, SERVICE_CPU, Processes, pinned
 from bench.stats import Bar, Section, percentile
 
 HEADERS = {"X-Syslog-Model": "default"}
@@ -31,9 +32,7 @@ def run(config: BenchConfig) -> Section:
     section = Section("Enqueue: POST /enqueue vs a bare FastAPI endpoint")
     with Processes(config.workdir / "enqueue") as procs:
         redis_url = procs.redis()
-        sim = procs.sim("gpu", slots=4, speed=1000)
-        fleet = write_fleet(procs.workdir / "fleet" / "fleet.yaml", [gpu_entry(sim, slots=4)],
-                            profiles={})  # fmt: skip
+        fleet, _ = start_fleet(procs, heterogeneous(), speed=1000)
         env = {**NO_BACKPRESSURE, "SMARTQUEUE_CONSUMERS": "0", "SMARTQUEUE_KEY_PREFIX": "bq"}
         urls = {"smartqueue": procs.service("smartqueue", redis_url=redis_url, fleet_file=fleet,
                                             env=env),
@@ -51,6 +50,8 @@ def run(config: BenchConfig) -> Section:
     section.notes.append(
         f"wrk -t1 -c{config.wrk_connections} -d{config.wrk_duration_s:g}s, {config.payload_bytes}-"
         "byte chat JSON with `X-Syslog-Model: default`; servers on core 0, wrk and Redis on core 1."
+        " Fleet: the draft's deploy/fleet.local.yaml (3 GPUs, 8 routes); service with "
+        "`SMARTQUEUE_CONSUMERS=0` and backpressure thresholds at 1e8."
     )
     return section
 

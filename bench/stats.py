@@ -70,3 +70,9 @@ class Section:
         top, bottom = self.figures[numerator].values, self.figures[denominator].values
         for a, b in zip(top, bottom, strict=False):
             self.add(name, "x", a / b if b else math.nan)
+
+    def difference(self, name: str, minuend: str, subtrahend: str) -> None:
+        """Add per-round differences of two figures measured in the same rounds."""
+        top, bottom = self.figures[minuend], self.figures[subtrahend]
+        for a, b in zip(top.values, bottom.values, strict=False):
+            self.add(name, top.unit, a - b)
