@@ -27,8 +27,12 @@ Call = Callable[[httpx.AsyncClient], Awaitable[float]]
 
 def chat(*, stream: bool) -> dict[str, object]:
     """The request both paths receive."""
-    body: dict[str, object] = {"model": "sim-model", "max_tokens": MAX_TOKENS, "stream": stream,
-                               "messages": [{"role": "user", "content": "Say hello"}]}  # fmt: skip
+    body: dict[str, object] = {
+        "model": "sim-model",
+        "max_tokens": MAX_TOKENS,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello"}],
+    }
     return body
 
 
@@ -74,8 +78,9 @@ def run(config: BenchConfig) -> Section:
     with Processes(config.workdir / "latency") as procs:
         redis_url = procs.redis()
         sim = procs.sim("gpu", slots=SLOTS, speed=1000)
-        fleet = write_fleet(procs.workdir / "fleet" / "fleet.yaml", [gpu_entry(sim, slots=SLOTS)],
-                            profiles={})  # fmt: skip
+        fleet = write_fleet(
+            procs.workdir / "fleet" / "fleet.yaml", [gpu_entry(sim, slots=SLOTS)], profiles={}
+        )
         queue = procs.service("smartqueue", redis_url=redis_url, fleet_file=fleet)
         urls = {"direct": sim.url, "queue": queue}
         for _ in range(config.rounds):
@@ -83,18 +88,23 @@ def run(config: BenchConfig) -> Section:
     for clients in CLIENTS:
         for q in ("p50", "p99"):
             name = f"added {q}, {clients} client(s)"
-            section.difference(name, f"queue {q}, {clients} client(s)",
-                                          f"direct {q}, {clients} client(s)")  # fmt: skip
-        section.difference(f"added time to first chunk p50, {clients} client(s)",
-                                      f"queue stream TTFC p50, {clients} client(s)",
-                                      f"direct stream TTFC p50, {clients} client(s)")  # fmt: skip
-        section.difference(f"added time to first chunk p99, {clients} client(s)",
-                           f"queue stream TTFC p99, {clients} client(s)",
-                           f"direct stream TTFC p99, {clients} client(s)")  # fmt: skip
+            section.difference(
+                name, f"queue {q}, {clients} client(s)", f"direct {q}, {clients} client(s)"
+            )
+        section.difference(
+            f"added time to first chunk p50, {clients} client(s)",
+            f"queue stream TTFC p50, {clients} client(s)",
+            f"direct stream TTFC p50, {clients} client(s)",
+        )
+        section.difference(
+            f"added time to first chunk p99, {clients} client(s)",
+            f"queue stream TTFC p99, {clients} client(s)",
+            f"direct stream TTFC p99, {clients} client(s)",
+        )
         section.bars += [
             Bar(f"added p50 <= 2 ms at {clients} client(s)", f"added p50, {clients} client(s)", 2),
             Bar(f"added p99 <= 8 ms at {clients} client(s)", f"added p99, {clients} client(s)", 8),
-        ]  # fmt: skip
+        ]
     section.notes.append(
         f"Sim: llama.cpp engine, default profile at --speed 1000, {SLOTS} slots; {MAX_TOKENS} "
         f"output tokens; {config.latency_requests} requests per figure and round, closed loop "
@@ -108,15 +118,22 @@ def measure_round(config: BenchConfig, section: Section, urls: dict[str, str]) -
     """One round: for each client count, direct then queue, whole answers then streams."""
     for clients in CLIENTS:
         for path, url in urls.items():
-            seconds = asyncio.run(closed_loop(url, complete, clients=clients,
-                                              requests=config.latency_requests))  # fmt: skip
+            seconds = asyncio.run(
+                closed_loop(url, complete, clients=clients, requests=config.latency_requests)
+            )
             ms = [s * 1000 for s in seconds]
             section.add(f"{path} p50, {clients} client(s)", "ms", percentile(ms, 50))
             section.add(f"{path} p99, {clients} client(s)", "ms", percentile(ms, 99))
-            section.add(f"{path} throughput, {clients} client(s)", "req/s",
-                        len(ms) / max(sum(seconds) / clients, 1e-9))  # fmt: skip
-            seconds = asyncio.run(closed_loop(url, first_chunk, clients=clients,
-                                              requests=config.latency_requests // 2))  # fmt: skip
+            section.add(
+                f"{path} throughput, {clients} client(s)",
+                "req/s",
+                len(ms) / max(sum(seconds) / clients, 1e-9),
+            )
+            seconds = asyncio.run(
+                closed_loop(
+                    url, first_chunk, clients=clients, requests=config.latency_requests // 2
+                )
+            )
             ms = [s * 1000 for s in seconds]
             section.add(f"{path} stream TTFC p50, {clients} client(s)", "ms", percentile(ms, 50))
             section.add(f"{path} stream TTFC p99, {clients} client(s)", "ms", percentile(ms, 99))

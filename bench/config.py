@@ -22,8 +22,9 @@ class BenchConfig:
     payload_bytes: int = 128
     batch_jobs: int = 300
     poisson_jobs: int = 350
-    sim_speed: float = 5.0
+    sim_speed: float = 10.0
     memory_jobs: int = 1000
+    scheduling_rounds: int = 3
     scheduling_fleets: tuple[str, ...] = ("heterogeneous", "skewed", "identical")
 
     @classmethod
@@ -37,7 +38,14 @@ class BenchConfig:
     def quick_settings(cls, workdir: Path) -> BenchConfig:
         """Two rounds of a few seconds each, smaller batches."""
         return cls(
-            quick=True, workdir=workdir, rounds=2, wrk_duration_s=4.0, open_loop_duration_s=4.0,
-            commands_sample=200, latency_requests=100, batch_jobs=90, poisson_jobs=90,
-            sim_speed=10.0,
-        )  # fmt: skip
+            quick=True,
+            workdir=workdir,
+            rounds=2,
+            wrk_duration_s=4.0,
+            open_loop_duration_s=4.0,
+            commands_sample=200,
+            latency_requests=100,
+            batch_jobs=90,
+            poisson_jobs=90,
+            scheduling_rounds=2,
+        )

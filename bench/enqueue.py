@@ -34,19 +34,26 @@ def run(config: BenchConfig) -> Section:
         redis_url = procs.redis()
         fleet, _ = start_fleet(procs, heterogeneous(), speed=1000)
         env = {**NO_BACKPRESSURE, "SMARTQUEUE_CONSUMERS": "0", "SMARTQUEUE_KEY_PREFIX": "bq"}
-        urls = {"smartqueue": procs.service("smartqueue", redis_url=redis_url, fleet_file=fleet,
-                                            env=env),
-                "bare": procs.bare_app()}  # fmt: skip
+        urls = {
+            "smartqueue": procs.service(
+                "smartqueue", redis_url=redis_url, fleet_file=fleet, env=env
+            ),
+            "bare": procs.bare_app(),
+        }
         body = chat_body(config.payload_bytes)
         check_accepts(urls, body)
         throughput(config, section, urls, body, redis_url=redis_url)
         half_load_latency(config, section, urls, body)
         commands_per_enqueue(config, section, urls["smartqueue"], body, redis_url=redis_url)
     section.bars += [
-        Bar("enqueue throughput >= 0.8x bare FastAPI", "throughput ratio smartqueue/bare", 0.8,
-            higher_is_better=True),
+        Bar(
+            "enqueue throughput >= 0.8x bare FastAPI",
+            "throughput ratio smartqueue/bare",
+            0.8,
+            higher_is_better=True,
+        ),
         Bar("enqueue p99 <= 10 ms at half load", "smartqueue p99 at half load", 10.0),
-    ]  # fmt: skip
+    ]
     section.notes.append(
         f"wrk -t1 -c{config.wrk_connections} -d{config.wrk_duration_s:g}s, {config.payload_bytes}-"
         "byte chat JSON with `X-Syslog-Model: default`; servers on core 0, wrk and Redis on core 1."
@@ -73,22 +80,35 @@ def throughput(
         run_wrk(f"{url}/enqueue", script, duration_s=2, connections=config.wrk_connections)
     for _ in range(config.rounds):
         for name in TARGETS:
-            result = run_wrk(f"{urls[name]}/enqueue", script, duration_s=config.wrk_duration_s,
-                             connections=config.wrk_connections)  # fmt: skip
+            result = run_wrk(
+                f"{urls[name]}/enqueue",
+                script,
+                duration_s=config.wrk_duration_s,
+                connections=config.wrk_connections,
+            )
             section.add(f"{name} throughput", "req/s", result.requests_per_s)
-            section.add(f"{name} non-2xx or socket errors", "count",
-                        result.non_2xx + result.errors)  # fmt: skip
-        section.add("redis-py XADD+HSET pipeline floor", "jobs/s",
-                    redis_floor(redis_url, config, len(body)))  # fmt: skip
+            section.add(f"{name} non-2xx or socket errors", "count", result.non_2xx + result.errors)
+        section.add(
+            "redis-py XADD+HSET pipeline floor", "jobs/s", redis_floor(redis_url, config, len(body))
+        )
     section.ratio("throughput ratio smartqueue/bare", "smartqueue throughput", "bare throughput")
 
 
 def redis_floor(redis_url: str, config: BenchConfig, payload_bytes: int) -> float:
     """Jobs/s of `bench.redis_floor` on the service core."""
-    args = pinned(SERVICE_CPU, [sys.executable, "-m", "bench.redis_floor", "--url", redis_url,
-                                f"--duration-s={config.wrk_duration_s:g}",
-                                f"--concurrency={config.wrk_connections}",
-                                f"--payload-bytes={payload_bytes}"])  # fmt: skip
+    args = pinned(
+        SERVICE_CPU,
+        [
+            sys.executable,
+            "-m",
+            "bench.redis_floor",
+            "--url",
+            redis_url,
+            f"--duration-s={config.wrk_duration_s:g}",
+            f"--concurrency={config.wrk_connections}",
+            f"--payload-bytes={payload_bytes}",
+        ],
+    )
     output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     return float(json.loads(output)["jobs_per_s"])
 
@@ -101,8 +121,11 @@ def half_load_latency(
         for name in TARGETS:
             rate = section.figures[f"{name} throughput"].median / 2
             request = raw_request(f"{urls[name]}/enqueue", body, HEADERS)
-            result = asyncio.run(open_loop(urls[name], request, rate_per_s=rate,
-                                           duration_s=config.open_loop_duration_s))  # fmt: skip
+            result = asyncio.run(
+                open_loop(
+                    urls[name], request, rate_per_s=rate, duration_s=config.open_loop_duration_s
+                )
+            )
             latencies_ms = [s * 1000 for s in result.latencies_s]
             section.add(f"{name} p50 at half load", "ms", percentile(latencies_ms, 50))
             section.add(f"{name} p99 at half load", "ms", percentile(latencies_ms, 99))
@@ -128,7 +151,8 @@ def commands_per_enqueue(
     per_job = (delta.total() - idle_rate * elapsed) / config.commands_sample
     section.add("Redis commands per enqueue (incl. inside Lua)", "commands", per_job)
     section.add("Redis commands/s of the idle service (no consumers)", "commands/s", idle_rate)
-    top = ", ".join(f"{name} {calls / config.commands_sample:.1f}"
-                    for name, calls in delta.most_common(8))  # fmt: skip
+    top = ", ".join(
+        f"{name} {calls / config.commands_sample:.1f}" for name, calls in delta.most_common(8)
+    )
     section.notes.append(f"Commands per enqueue by name (idle traffic included): {top}.")
     connection.close()

@@ -55,17 +55,27 @@ def heterogeneous() -> FleetSpec:
     for gpu in document["gpus"]:
         choice = profiles.get(gpu["name"], "default")
         choice = {"profile": choice} if isinstance(choice, str) else choice
-        gpus.append(GpuSpec(name=gpu["name"], slots=gpu["slots"], engine=gpu["engine"],
-                            model=gpu["model"], vram_total_mb=gpu["vram_total_mb"],
-                            profile=ProfileChoice.model_validate(choice)))  # fmt: skip
+        gpus.append(
+            GpuSpec(
+                name=gpu["name"],
+                slots=gpu["slots"],
+                engine=gpu["engine"],
+                model=gpu["model"],
+                vram_total_mb=gpu["vram_total_mb"],
+                profile=ProfileChoice.model_validate(choice),
+            )
+        )
     return FleetSpec("heterogeneous", tuple(gpus), document["routes"])
 
 
 def skewed() -> FleetSpec:
     """One fast GPU with most slots, two slow single-slot GPUs."""
     slow = ProfileChoice(profile="dense-code", overrides={"tokens_per_s": 12})
-    gpus = (GpuSpec("fast", 4, ProfileChoice(profile="moe-fast")),
-            GpuSpec("slow1", 1, slow), GpuSpec("slow2", 1, slow))  # fmt: skip
+    gpus = (
+        GpuSpec("fast", 4, ProfileChoice(profile="moe-fast")),
+        GpuSpec("slow1", 1, slow),
+        GpuSpec("slow2", 1, slow),
+    )
     return FleetSpec("skewed", gpus, {"default": [gpu.name for gpu in gpus]})
 
 
@@ -83,10 +93,18 @@ def write_fleet_files(spec: FleetSpec, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     gpus: list[dict[str, Any]] = []
     for priority, gpu in enumerate(spec.gpus, start=1):
-        gpus.append({"name": gpu.name, "url": f"http://{LOOPBACK}:{free_port()}",
-                     "sidecar_url": f"http://{LOOPBACK}:{free_port()}", "engine": gpu.engine,
-                     "model": gpu.model, "slots": gpu.slots, "priority": priority,
-                     "vram_total_mb": gpu.vram_total_mb})  # fmt: skip
+        gpus.append(
+            {
+                "name": gpu.name,
+                "url": f"http://{LOOPBACK}:{free_port()}",
+                "sidecar_url": f"http://{LOOPBACK}:{free_port()}",
+                "engine": gpu.engine,
+                "model": gpu.model,
+                "slots": gpu.slots,
+                "priority": priority,
+                "vram_total_mb": gpu.vram_total_mb,
+            }
+        )
     profiles = {gpu.name: gpu.profile.model_dump() for gpu in spec.gpus}
     path = directory / "fleet.yaml"
     path.write_text(yaml.safe_dump({"gpus": gpus, "routes": spec.routes}, sort_keys=False))

@@ -31,8 +31,11 @@ def chat_body(size_bytes: int, *, max_tokens: int = 16) -> bytes:
     """An OpenAI chat request of exactly `size_bytes` bytes (padded in the message text)."""
 
     def render(text: str) -> bytes:
-        body = {"model": "default", "max_tokens": max_tokens,
-                "messages": [{"role": "user", "content": text}]}  # fmt: skip
+        body = {
+            "model": "default",
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": text}],
+        }
         return json.dumps(body, separators=(",", ":")).encode()
 
     bare = len(render(""))
@@ -65,8 +68,19 @@ def _lua_string(text: str) -> str:
 
 def run_wrk(url: str, script: Path, *, duration_s: float, connections: int) -> WrkResult:
     """wrk (one thread, pinned to the load core) against `url` for `duration_s`."""
-    args = pinned(LOAD_CPU, ["wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s", "--latency",
-                             "-s", str(script), url])  # fmt: skip
+    args = pinned(
+        LOAD_CPU,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration_s:g}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+    )
     output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     return parse_wrk(output)
 
@@ -97,8 +111,12 @@ def _wrk_latency(output: str, label: str) -> float:
 def raw_request(url: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
     """The bytes of an HTTP/1.1 keep-alive POST of `body` to `url`."""
     parts = urlsplit(url)
-    lines = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}",
-             "Content-Type: application/json", f"Content-Length: {len(body)}"]  # fmt: skip
+    lines = [
+        f"POST {parts.path or '/'} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 

@@ -87,9 +87,11 @@ class Processes:
         """Start `args` with its output in `<workdir>/<name>.log`."""
         log = (self.workdir / f"{name}.log").open("wb")
         child = subprocess.Popen(
-            list(args), stdout=log, stderr=subprocess.STDOUT,
+            list(args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )  # fmt: skip
+        )
         log.close()
         self.children.append(child)
         return child
@@ -103,8 +105,21 @@ class Processes:
         """redis-server without persistence in a temp dir; its URL."""
         port, data = free_port(), self.workdir / name
         data.mkdir(exist_ok=True)
-        args = ["redis-server", "--port", str(port), "--bind", LOOPBACK, "--dir", str(data),
-                "--save", "", "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
+        args = [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            LOOPBACK,
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]
         child = self.spawn(name, pinned(LOAD_CPU, args))
         wait_until(lambda: accepts(port), child, what=name, log=lambda: self.log_tail(name))
         return f"redis://{LOOPBACK}:{port}/0"
@@ -112,9 +127,18 @@ class Processes:
     def sim(self, name: str, *, slots: int, speed: float, extra: Sequence[str] = ()) -> Sim:
         """`smartqueue sim` (llama.cpp engine) on free ports."""
         ready = self.workdir / f"{name}.ready.json"
-        args = [sys.executable, "-m", "smartqueue", "sim", "--port=0", "--sidecar-port=0",
-                f"--slots={slots}", f"--speed={speed:g}", f"--ready-file={ready}",
-                *extra]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "smartqueue",
+            "sim",
+            "--port=0",
+            "--sidecar-port=0",
+            f"--slots={slots}",
+            f"--speed={speed:g}",
+            f"--ready-file={ready}",
+            *extra,
+        ]
         child = self.spawn(name, pinned(LOAD_CPU, args))
         wait_until(ready.exists, child, what=name, log=lambda: self.log_tail(name))
         entry = json.loads(ready.read_text(encoding="utf-8"))["sims"][0]
@@ -123,8 +147,15 @@ class Processes:
     def sim_fleet(self, name: str, fleet_file: Path, *, speed: float) -> dict[str, Sim]:
         """`smartqueue sim-fleet` for a fleet file (profiles from `sim-profiles.yaml` beside it)."""
         ready = self.workdir / f"{name}.ready.json"
-        args = [sys.executable, "-m", "smartqueue", "sim-fleet", f"--fleet={fleet_file}",
-                f"--speed={speed:g}", f"--ready-file={ready}"]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "smartqueue",
+            "sim-fleet",
+            f"--fleet={fleet_file}",
+            f"--speed={speed:g}",
+            f"--ready-file={ready}",
+        ]
         child = self.spawn(name, pinned(LOAD_CPU, args))
         wait_until(ready.exists, child, what=name, log=lambda: self.log_tail(name))
         sims = json.loads(ready.read_text(encoding="utf-8"))["sims"]
@@ -137,10 +168,23 @@ class Processes:
     ) -> str:
         """`smartqueue serve` pinned to the service core, configured by env; its base URL."""
         port = free_port()
-        settings = {"SMARTQUEUE_REDIS_URL": redis_url, "SMARTQUEUE_FLEET": str(fleet_file),
-                    **(env or {})}  # fmt: skip
-        args = [sys.executable, "-m", "smartqueue", "serve", "--host", LOOPBACK,
-                "--port", str(port), "--log-level", "warning"]  # fmt: skip
+        settings = {
+            "SMARTQUEUE_REDIS_URL": redis_url,
+            "SMARTQUEUE_FLEET": str(fleet_file),
+            **(env or {}),
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "smartqueue",
+            "serve",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
         child = self.spawn(name, pinned(SERVICE_CPU, args), env=settings)
         url = f"http://{LOOPBACK}:{port}"
         wait_until(
@@ -213,6 +257,13 @@ def gpu_entry(
     sim: Sim, *, slots: int, model: str = "sim-model", priority: int = 1
 ) -> dict[str, Any]:
     """A fleet-file GPU for a running sim (llama.cpp engine)."""
-    return {"name": sim.name, "url": sim.url, "sidecar_url": sim.sidecar_url,
-            "engine": "llamacpp", "model": model, "slots": slots, "priority": priority,
-            "vram_total_mb": 24576}  # fmt: skip
+    return {
+        "name": sim.name,
+        "url": sim.url,
+        "sidecar_url": sim.sidecar_url,
+        "engine": "llamacpp",
+        "model": model,
+        "slots": slots,
+        "priority": priority,
+        "vram_total_mb": 24576,
+    }

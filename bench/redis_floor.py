@@ -52,8 +52,14 @@ def main() -> None:
     parser.add_argument("--payload-bytes", type=int, default=128)
     options = parser.parse_args()
     payload = b"x" * options.payload_bytes
-    rate = asyncio.run(measure(options.url, duration_s=options.duration_s,
-                               concurrency=options.concurrency, payload=payload))  # fmt: skip
+    rate = asyncio.run(
+        measure(
+            options.url,
+            duration_s=options.duration_s,
+            concurrency=options.concurrency,
+            payload=payload,
+        )
+    )
     print(json.dumps({"jobs_per_s": rate}))
 
 

@@ -36,10 +36,15 @@ def machine() -> list[str]:
     redis = _command(["redis-server", "--version"]).split(" v=")[-1].split()[0]
     wrk = _command(["wrk", "--version"]).split("[")[0].strip()
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return [f"| cores | {os.cpu_count()} |", f"| CPU | {cpu} |",
-            f"| OS | {platform.platform()} |", f"| Python | {platform.python_version()} |",
-            f"| redis-server | {redis} |", f"| wrk | {wrk} |",
-            f"| load average at the end | {load} |"]  # fmt: skip
+    return [
+        f"| cores | {os.cpu_count()} |",
+        f"| CPU | {cpu} |",
+        f"| OS | {platform.platform()} |",
+        f"| Python | {platform.python_version()} |",
+        f"| redis-server | {redis} |",
+        f"| wrk | {wrk} |",
+        f"| load average at the end | {load} |",
+    ]
 
 
 def _cpu_model() -> str:
@@ -68,20 +73,21 @@ def number(value: float) -> str:
 def figure_row(figure: Figure) -> str:
     """`| name | median unit | min-max | rounds |`."""
     low, high = figure.spread
-    return (f"| {figure.name} | {number(figure.median)} {figure.unit} | "
-            f"{number(low)}-{number(high)} | {len(figure.values)} |")  # fmt: skip
+    return (
+        f"| {figure.name} | {number(figure.median)} {figure.unit} | "
+        f"{number(low)}-{number(high)} | {len(figure.values)} |"
+    )
 
 
 def section_lines(section: Section) -> list[str]:
     """A section's figure table and notes."""
-    lines = [
-        f"## {section.title}",
-        "",
-        "| Figure | Median | Min-max | Rounds |",
-        "|---|---|---|---|",
-    ]
-    lines += [figure_row(figure) for figure in section.figures.values()]
-    lines += [""] + [f"- {note}" for note in section.notes] + [""]
+    lines = [f"## {section.title}", ""]
+    if section.show_figures:
+        lines += ["| Figure | Median | Min-max | Rounds |", "|---|---|---|---|"]
+        lines += [figure_row(figure) for figure in section.figures.values()]
+        lines.append("")
+    lines += section.tables
+    lines += [*(f"- {note}" for note in section.notes), ""]
     return lines
 
 
@@ -101,20 +107,34 @@ def bar_lines(sections: list[Section]) -> list[str]:
                 continue
             low, high = figure.spread
             verdict = "**met**" if bar.met(figure.median) else "**missed**"
-            lines.append(f"| {bar.name} | {number(figure.median)} {figure.unit} "
-                         f"({number(low)}-{number(high)}) | {verdict} |")  # fmt: skip
+            lines.append(
+                f"| {bar.name} | {number(figure.median)} {figure.unit} "
+                f"({number(low)}-{number(high)}) | {verdict} |"
+            )
     return [*lines, ""]
 
 
 def render(config: BenchConfig, sections: list[Section], *, command: str, elapsed_s: float) -> str:
     """The whole BENCHMARKS.md."""
-    mode = ("QUICK MODE on a busy shared machine (other jobs were running): indicative only"
-            if config.quick else "full run")  # fmt: skip
-    lines = ["# smartqueue benchmarks", "",
-             f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-             f"in {elapsed_s / 60:.1f} min - **{mode}**, {config.rounds} interleaved rounds.", "",
-             "## Machine", "", "| | |", "|---|---|", *machine(), "",
-             *bar_lines(sections)]  # fmt: skip
+    mode = (
+        "QUICK MODE on a busy shared machine (other jobs were running): indicative only"
+        if config.quick
+        else "full run"
+    )
+    lines = [
+        "# smartqueue benchmarks",
+        "",
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"in {elapsed_s / 60:.1f} min - **{mode}**, {config.rounds} interleaved rounds.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *machine(),
+        "",
+        *bar_lines(sections),
+    ]
     for section in sections:
         lines += section_lines(section)
     lines.append(RERUN)

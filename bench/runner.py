@@ -48,10 +48,13 @@ def main() -> None:
     command = ("BENCH_QUICK=1 " if config.quick else "") + "make bench"
     if names != list(BENCHMARKS):
         command = f"python -m bench {shlex.join(sys.argv[1:])}"
-    options.out.write_text(render(config, sections, command=command, elapsed_s=elapsed_s),
-                           encoding="utf-8")  # fmt: skip
-    raw = {s.title: {f.name: {"unit": f.unit, "values": f.values} for f in s.figures.values()}
-           for s in sections}  # fmt: skip
+    options.out.write_text(
+        render(config, sections, command=command, elapsed_s=elapsed_s), encoding="utf-8"
+    )
+    raw = {
+        s.title: {f.name: {"unit": f.unit, "values": f.values} for f in s.figures.values()}
+        for s in sections
+    }
     options.out.with_name("bench-results.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"wrote {options.out} in {elapsed_s / 60:.1f} min")
 

@@ -60,6 +60,8 @@ class Section:
     figures: dict[str, Figure] = field(default_factory=dict)
     bars: list[Bar] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    show_figures: bool = True
 
     def add(self, name: str, unit: str, value: float) -> None:
         """Record one round's value of a figure (created on first use, kept in order)."""
