@@ -67,6 +67,7 @@ class Processes:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.children: list[subprocess.Popen[bytes]] = []
+        self.named: dict[str, subprocess.Popen[bytes]] = {}
 
     def __enter__(self) -> Processes:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,16 @@ class Processes:
         )
         log.close()
         self.children.append(child)
+        self.named[name] = child
         return child
+
+    def rss_bytes(self, name: str) -> int:
+        """Resident memory of a child (taskset execs the command, so the pid is the program's)."""
+        status = Path(f"/proc/{self.named[name].pid}/status").read_text(encoding="utf-8")
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"{name}: no VmRSS")
 
     def log_tail(self, name: str) -> str:
         """The end of a child's log, for error messages."""
@@ -164,7 +174,13 @@ class Processes:
         }
 
     def service(
-        self, name: str, *, redis_url: str, fleet_file: Path, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        *,
+        redis_url: str,
+        fleet_file: Path,
+        env: Mapping[str, str] | None = None,
+        cpu: str = SERVICE_CPU,
     ) -> str:
         """`smartqueue serve` pinned to the service core, configured by env; its base URL."""
         port = free_port()
@@ -185,7 +201,7 @@ class Processes:
             "--log-level",
             "warning",
         ]
-        child = self.spawn(name, pinned(SERVICE_CPU, args), env=settings)
+        child = self.spawn(name, pinned(cpu, args), env=settings)
         url = f"http://{LOOPBACK}:{port}"
         wait_until(
             lambda: http_ok(f"{url}/health"), child, what=name, log=lambda: self.log_tail(name)
