@@ -68,7 +68,14 @@ def _lua_string(text: str) -> str:
 
 def run_wrk(url: str, script: Path, *, duration_s: float, connections: int) -> WrkResult:
     """wrk (one thread, pinned to the load core) against `url` for `duration_s`."""
-    args = pinned(
+    args = wrk_args(url, script, duration_s=duration_s, connections=connections)
+    output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+def wrk_args(url: str, script: Path, *, duration_s: float, connections: int) -> list[str]:
+    """The wrk command line: one thread pinned to the load core, latency percentiles on."""
+    return pinned(
         LOAD_CPU,
         [
             "wrk",
@@ -81,8 +88,6 @@ def run_wrk(url: str, script: Path, *, duration_s: float, connections: int) -> W
             url,
         ],
     )
-    output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
 
 
 def parse_wrk(output: str) -> WrkResult:
