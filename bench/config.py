@@ -21,7 +21,7 @@ class BenchConfig:
     latency_requests: int = 400
     payload_bytes: int = 128
     batch_jobs: int = 300
-    poisson_jobs: int = 350
+    poisson_jobs: int = 250
     sim_speed: float = 10.0
     memory_jobs: int = 1000
     scheduling_rounds: int = 3
