@@ -26,17 +26,25 @@ PAYLOADS = (128, 1024, 8192)
 SLOTS = 4
 HEADERS = {"X-Syslog-Model": "default"}
 MIB = 1024 * 1024
+RETRIES = 5
 
 
 async def enqueue_many(url: str, body: bytes, count: int, *, concurrency: int = 16) -> list[str]:
-    """Submit `count` copies of `body` through `POST /enqueue`; the job ids."""
+    """Submit `count` copies of `body` through `POST /enqueue`; the ids of the accepted jobs.
+
+    A 503 or 429 is retried after its Retry-After (at most 1 s, 5 attempts), as a client would.
+    """
     ids: list[str] = []
     limit = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=30) as client:
 
         async def one() -> None:
             async with limit:
-                response = await client.post("/enqueue", content=body)
+                for _ in range(RETRIES):
+                    response = await client.post("/enqueue", content=body)
+                    if response.status_code not in (429, 503):
+                        break
+                    await asyncio.sleep(min(1.0, float(response.headers.get("retry-after", 1))))
                 response.raise_for_status()
                 ids.append(str(response.json()["job_id"]))
 
@@ -80,7 +88,7 @@ def per_job(section: Section, connection: redis.Redis, url: str, size: int, coun
     """used_memory delta and MEMORY USAGE of the job keys, per job, for one payload size."""
     before = redis_probe.used_memory(connection)
     ids = asyncio.run(enqueue_many(url, chat_body(size), count))
-    delta = (redis_probe.used_memory(connection) - before) / count
+    delta = (redis_probe.used_memory(connection) - before) / len(ids)
     sample = ids[:: max(1, len(ids) // 20)]
     keys = sum(redis_probe.keys_bytes(connection, f"*{job_id}*") for job_id in sample)
     section.add(f"Redis bytes per queued job ({size} B payload, used_memory delta)", "B", delta)
