@@ -12,12 +12,25 @@ from pathlib import Path
 from bench.config import BenchConfig
 from bench.stats import Figure, Section
 
+CAVEATS = """\
+## Reading these figures
+
+- Ratios of figures taken in the same round (A B A B ...) are what the bars use; absolute figures
+  move with the machine's load, so compare them only within one file.
+- Scheduling runs the sims at a speed factor: the GPUs' durations shrink by it, the service's
+  fixed per-job cost (HTTP, Redis, polling) does not, so that cost weighs more than on real GPUs.
+- smartqueue's scheduling times come from its job records (`created_at`, `started_at`,
+  `completed_at`); a held `/v1` client would see its answer slightly later.
+- A full `make bench` runs about 45 minutes on 2 cores, most of it in scheduling (3 fleets,
+  batch and Poisson, with and without direct traffic, 3 rounds); `BENCH_QUICK=1` about 20.
+"""
+
 RERUN = """\
 ## How to re-run
 
 ```sh
-make bench                  # full run (a few minutes): writes BENCHMARKS.md
-BENCH_QUICK=1 make bench    # quick check (about a minute per benchmark, 2 rounds)
+make bench                  # full run: writes BENCHMARKS.md and bench-results.json
+BENCH_QUICK=1 make bench    # quick check: 2 rounds, shorter runs, smaller batches
 .venv/bin/python -m bench --only enqueue,latency   # some benchmarks; --out FILE elsewhere
 ```
 
@@ -137,5 +150,5 @@ def render(config: BenchConfig, sections: list[Section], *, command: str, elapse
     ]
     for section in sections:
         lines += section_lines(section)
-    lines.append(RERUN)
+    lines += [CAVEATS, RERUN]
     return "\n".join(lines)
