@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from bench.procs import LOAD_CPU, pinned
 
 WRK_SCRIPT = """\
@@ -24,6 +26,8 @@ wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Syslog-Model"] = "default"
 """
+ENQUEUE_HEADERS = {"X-Syslog-Model": "default"}
+ENQUEUE_RETRIES = 5
 UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
@@ -191,3 +195,26 @@ async def open_loop(
             result.sent += 1
     connections.close()
     return result
+
+
+async def enqueue_many(url: str, body: bytes, count: int, *, concurrency: int = 16) -> list[str]:
+    """Submit `count` copies of `body` through `POST /enqueue`; the ids of the accepted jobs.
+
+    A 503 or 429 is retried after its Retry-After (at most 1 s, 5 attempts), as a client would.
+    """
+    ids: list[str] = []
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=ENQUEUE_HEADERS, timeout=30) as client:
+
+        async def one() -> None:
+            async with limit:
+                for _ in range(ENQUEUE_RETRIES):
+                    response = await client.post("/enqueue", content=body)
+                    if response.status_code not in (429, 503):
+                        break
+                    await asyncio.sleep(min(1.0, float(response.headers.get("retry-after", 1))))
+                response.raise_for_status()
+                ids.append(str(response.json()["job_id"]))
+
+        await asyncio.gather(*(one() for _ in range(count)))
+    return ids

@@ -18,38 +18,13 @@ import redis
 
 from bench import redis_probe
 from bench.config import BenchConfig
-from bench.httpload import chat_body
+from bench.httpload import chat_body, enqueue_many
 from bench.procs import NO_BACKPRESSURE, Processes, gpu_entry, write_fleet
 from bench.stats import Bar, Section
 
 PAYLOADS = (128, 1024, 8192)
 SLOTS = 4
-HEADERS = {"X-Syslog-Model": "default"}
 MIB = 1024 * 1024
-RETRIES = 5
-
-
-async def enqueue_many(url: str, body: bytes, count: int, *, concurrency: int = 16) -> list[str]:
-    """Submit `count` copies of `body` through `POST /enqueue`; the ids of the accepted jobs.
-
-    A 503 or 429 is retried after its Retry-After (at most 1 s, 5 attempts), as a client would.
-    """
-    ids: list[str] = []
-    limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=30) as client:
-
-        async def one() -> None:
-            async with limit:
-                for _ in range(RETRIES):
-                    response = await client.post("/enqueue", content=body)
-                    if response.status_code not in (429, 503):
-                        break
-                    await asyncio.sleep(min(1.0, float(response.headers.get("retry-after", 1))))
-                response.raise_for_status()
-                ids.append(str(response.json()["job_id"]))
-
-        await asyncio.gather(*(one() for _ in range(count)))
-    return ids
 
 
 def run(config: BenchConfig) -> Section:

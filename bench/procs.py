@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -248,7 +248,9 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def wait_until(ready: Any, child: subprocess.Popen[bytes], *, what: str, log: Any) -> None:
+def wait_until(
+    ready: Callable[[], bool], child: subprocess.Popen[bytes], *, what: str, log: Callable[[], str]
+) -> None:
     """Poll `ready()` until true; fail with the child's log if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

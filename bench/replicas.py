@@ -18,8 +18,7 @@ import httpx
 
 from bench.config import BenchConfig
 from bench.fleets import heterogeneous, start_fleet
-from bench.httpload import chat_body, parse_wrk, write_wrk_script, wrk_args
-from bench.memory import enqueue_many
+from bench.httpload import chat_body, enqueue_many, parse_wrk, write_wrk_script, wrk_args
 from bench.procs import LOAD_CPU, NO_BACKPRESSURE, SERVICE_CPU, Processes, gpu_entry, write_fleet
 from bench.stats import Section
 
