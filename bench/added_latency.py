@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from bench.config import BenchConfig
+from bench.httpload import KEEPALIVE_EXPIRY_S
 from bench.procs import Processes, gpu_entry, write_fleet
 from bench.stats import Bar, Section, percentile
 
@@ -61,7 +62,10 @@ async def closed_loop(url: str, call: Call, *, clients: int, requests: int) -> l
     results: list[float] = []
 
     async def worker() -> None:
-        async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=30) as client:
+        limits = httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S)
+        async with httpx.AsyncClient(
+            base_url=url, headers=HEADERS, timeout=30, limits=limits
+        ) as client:
             await call(client)  # warm the connection
             for _ in range(requests // clients):
                 results.append(await call(client))

@@ -27,6 +27,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Syslog-Model"] = "default"
 """
 ENQUEUE_HEADERS = {"X-Syslog-Model": "default"}
+# uvicorn closes idle keep-alive connections after 5 s; closing ours first avoids sending a
+# request on a connection the server is closing ("Server disconnected without a response").
+KEEPALIVE_EXPIRY_S = 2.0
 ENQUEUE_RETRIES = 5
 UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
@@ -204,7 +207,10 @@ async def enqueue_many(url: str, body: bytes, count: int, *, concurrency: int = 
     """
     ids: list[str] = []
     limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=ENQUEUE_HEADERS, timeout=30) as client:
+    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    async with httpx.AsyncClient(
+        base_url=url, headers=ENQUEUE_HEADERS, timeout=30, limits=limits
+    ) as client:
 
         async def one() -> None:
             async with limit:

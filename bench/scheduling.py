@@ -32,6 +32,7 @@ from bench.balancers import (
 from bench.config import BenchConfig
 from bench.fleet_model import GpuModel, jobs_per_s, makespan_lower_bound
 from bench.fleets import FLEETS, FleetSpec, start_fleet
+from bench.httpload import KEEPALIVE_EXPIRY_S
 from bench.procs import NO_BACKPRESSURE, Processes, Sim
 from bench.report import number
 from bench.stats import Bar, Section, percentile
@@ -138,10 +139,21 @@ class SmartqueueClient:
         response.raise_for_status()
         return str(response.json()["job_id"]), arrived
 
+    async def get_json(self, path: str) -> Any:
+        """GET a JSON document, retried on a dropped connection (GET is safe to repeat)."""
+        for attempt in range(3):
+            try:
+                return (await self.client.get(f"{self.url}{path}")).json()
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.1)
+        raise AssertionError("unreachable")
+
     async def wait_drained(self) -> None:
         """Until nothing is queued, delayed or in flight."""
         while True:
-            overview = (await self.client.get(f"{self.url}/status")).json()
+            overview = await self.get_json("/status")
             if not (overview["depth"]["total"] or overview["in_flight"] or overview["delayed"]):
                 return
             await asyncio.sleep(0.1)
@@ -149,7 +161,7 @@ class SmartqueueClient:
     async def timing(self, job_id: str, arrived: float) -> Timing:
         """The job's times once it ended."""
         while True:
-            record = (await self.client.get(f"{self.url}/status/{job_id}")).json()
+            record = await self.get_json(f"/status/{job_id}")
             if record["status"] in ("completed", "dead", "cancelled"):
                 ok = record["status"] == "completed"
                 started = record.get("started_at") or record["created_at"]
@@ -201,7 +213,9 @@ async def run_scheduler(
     name: str, run: FleetRun, jobs: list[Job], scenario: Scenario, rates: dict[str, float]
 ) -> tuple[list[Timing], float]:
     """One scheduler on one job set; the timings and the start time."""
-    limits = httpx.Limits(max_connections=4000, max_keepalive_connections=200)
+    limits = httpx.Limits(
+        max_connections=4000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_EXPIRY_S
+    )
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         stop = asyncio.Event()
         direct = asyncio.create_task(background(run, rates, stop, client)) if rates else None
@@ -288,7 +302,13 @@ def run_scenario(
     for scheduler in order:
         if scheduler == "round-robin" and rate and not round_robin_stable(run, rate, tokens, share):
             continue  # its queue on the slowest GPU would grow without end: nothing to measure
-        timings, started = asyncio.run(run_scheduler(scheduler, run, jobs, scenario, rates))
+        try:
+            timings, started = asyncio.run(run_scheduler(scheduler, run, jobs, scenario, rates))
+        except Exception as error:  # one broken run must not lose the others' figures
+            section.notes.append(
+                f"{key} · {scheduler}, round {round_index + 1}: failed ({error!r})"
+            )
+            continue
         record(section, key, scheduler, timings, started, batch=scenario.load is None)
 
 
