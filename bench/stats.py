@@ -68,13 +68,17 @@ class Section:
         self.figures.setdefault(name, Figure(name, unit)).values.append(value)
 
     def ratio(self, name: str, numerator: str, denominator: str) -> None:
-        """Add per-round ratios of two figures already measured in the same rounds."""
+        """Add per-round ratios of two figures measured in the same rounds (if both were)."""
+        if numerator not in self.figures or denominator not in self.figures:
+            return
         top, bottom = self.figures[numerator].values, self.figures[denominator].values
         for a, b in zip(top, bottom, strict=False):
             self.add(name, "x", a / b if b else math.nan)
 
     def difference(self, name: str, minuend: str, subtrahend: str) -> None:
-        """Add per-round differences of two figures measured in the same rounds."""
+        """Add per-round differences of two figures measured in the same rounds (if both were)."""
+        if minuend not in self.figures or subtrahend not in self.figures:
+            return
         top, bottom = self.figures[minuend], self.figures[subtrahend]
         for a, b in zip(top.values, bottom.values, strict=False):
             self.add(name, top.unit, a - b)

@@ -105,3 +105,10 @@ def test_round_robin_ignores_load() -> None:
 def test_draft_score_weights() -> None:
     health = {"gpu_util_pct": 100.0, "vram_used_mb": 50.0, "vram_total_mb": 100.0, "temp_c": 70.0}
     assert draft_score(health) == pytest.approx(60 + 15 + 1)
+
+
+def test_section_ratio_of_an_unmeasured_figure_adds_nothing() -> None:
+    section = Section("s")
+    section.add("a", "ms", 1.0)
+    section.ratio("a/b", "a", "b")
+    assert "a/b" not in section.figures
