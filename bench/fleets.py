@@ -72,7 +72,7 @@ def skewed() -> FleetSpec:
     """One fast GPU with most slots, two slow single-slot GPUs."""
     slow = ProfileChoice(profile="dense-code", overrides={"tokens_per_s": 12})
     gpus = (
-        GpuSpec("fast", 4, ProfileChoice(profile="moe-fast")),
+        GpuSpec("fast", 4, ProfileChoice(profile="moe-fast"), vram_total_mb=65536),  # 28 GB weights
         GpuSpec("slow1", 1, slow),
         GpuSpec("slow2", 1, slow),
     )
