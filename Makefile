@@ -15,6 +15,7 @@ help:
 	@echo "make run    - local stack on loopback (redis, sim GPUs, smartqueue, nginx)"
 	@echo "make test   - lint, types and all tests"
 	@echo "make format - apply ruff formatting"
+	@echo "make bench  - benchmarks -> BENCHMARKS.md (BENCH_QUICK=1 for a fast check)"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +29,12 @@ system-deps:
 	@scripts/ensure-system-deps.sh redis-server redis-cli nginx chromium promtool
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 format: venv
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
 
 types: venv
 	$(BIN)/mypy
@@ -43,6 +44,10 @@ test: venv system-deps lint types
 
 run: venv system-deps
 	@$(BIN)/smartqueue stack $(RUN_ARGS)
+
+bench: venv
+	@scripts/ensure-system-deps.sh redis-server wrk
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

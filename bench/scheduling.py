@@ -1,0 +1,505 @@
+"""Benchmark 3: scheduling on simulated fleets, smartqueue vs queue-side balancers and the LP bound.
+
+For each fleet (`bench.fleets`) and scenario — a batch submitted at once (makespan) or Poisson
+arrivals at 70 % / 90 % of the fleet's capacity (queue wait and end-to-end latency), each with and
+without direct background traffic on the GPUs — every scheduler runs the same jobs
+(`max_tokens` uniform in 16..256), in an order rotated each round. smartqueue gets its jobs
+through `POST /enqueue`; its times come from the job records (created, started, completed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from bench.balancers import (
+    ClientQueue,
+    Job,
+    LeastConnections,
+    LowestScore,
+    Policy,
+    RoundRobin,
+    Target,
+    Timing,
+    send,
+)
+from bench.config import BenchConfig
+from bench.fleet_model import GpuModel, jobs_per_s, makespan_lower_bound
+from bench.fleets import FLEETS, FleetSpec, start_fleet
+from bench.httpload import KEEPALIVE_EXPIRY_S
+from bench.procs import NO_BACKPRESSURE, Processes, Sim
+from bench.report import number
+from bench.stats import Bar, Section, percentile
+
+SCHEDULERS = ("smartqueue", "least-connections", "round-robin", "lowest-score")
+BASELINE = "least-connections"
+BACKGROUND_SHARE = 0.3
+TOKENS = (16, 256)
+HEADERS = {"X-Syslog-Model": "default"}
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A batch (load None) or Poisson arrivals at `load` of capacity, maybe with direct traffic."""
+
+    load: float | None
+    background: bool
+
+    @property
+    def label(self) -> str:
+        """How tables name it."""
+        base = "batch" if self.load is None else f"Poisson {self.load:.0%}"
+        return base + (" + direct 30%" if self.background else "")
+
+
+def scenarios(config: BenchConfig, fleet: str) -> list[Scenario]:
+    """All six on the heterogeneous fleet; batch and 90 % (+ direct in a full run) on the others."""
+    if fleet == "heterogeneous":
+        return [Scenario(load, bg) for bg in (False, True) for load in (None, 0.7, 0.9)]
+    chosen = [Scenario(None, False), Scenario(0.9, False)]
+    return chosen if config.quick else [*chosen, Scenario(0.9, True)]
+
+
+@dataclass
+class FleetRun:
+    """A running fleet: its spec, sims, smartqueue URL and the models for the bound."""
+
+    spec: FleetSpec
+    sims: dict[str, Sim]
+    service_url: str
+    speed: float
+
+    @property
+    def targets(self) -> list[Target]:
+        """The GPUs as balancer targets, in fleet order."""
+        return [
+            Target(g.name, self.sims[g.name].url, self.sims[g.name].sidecar_url, g.model, g.slots)
+            for g in self.spec.gpus
+        ]
+
+    @property
+    def models(self) -> list[GpuModel]:
+        """The GPUs as the LP bound sees them."""
+        return [
+            GpuModel(
+                g.name,
+                g.slots,
+                g.latency.ttft_base_ms / 1000,
+                g.latency.tokens_per_s,
+                g.latency.slowdown_per_busy_slot,
+            )
+            for g in self.spec.gpus
+        ]
+
+
+def make_jobs(count: int, *, rate_per_s: float | None, seed: int) -> list[Job]:
+    """`count` jobs of random length, all at 0 (batch) or with exponential gaps at `rate_per_s`."""
+    draw = random.Random(seed)
+    jobs, clock = [], 0.0
+    for index in range(count):
+        if rate_per_s is not None and index:
+            clock += draw.expovariate(rate_per_s)
+        jobs.append(Job(index, draw.randint(*TOKENS), clock))
+    return jobs
+
+
+async def drive(
+    jobs: list[Job], run_job: Callable[[Job, float], Coroutine[Any, Any, T]]
+) -> list[T]:
+    """Start each job at its arrival time; the results in job order."""
+    start = time.time()
+    tasks: list[asyncio.Task[T]] = []
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            due = start + job.arrival_s
+            if due > time.time():
+                await asyncio.sleep(due - time.time())
+            tasks.append(group.create_task(run_job(job, due)))
+    return [task.result() for task in tasks]
+
+
+class SmartqueueClient:
+    """Submits through `POST /enqueue`, then reads each job's times from its record."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        self.url, self.client = url, client
+
+    async def submit(self, job: Job, arrived: float) -> tuple[str, float]:
+        """Enqueue; the job id and the arrival time."""
+        response = await self.client.post(
+            f"{self.url}/enqueue", json=job.body("default"), headers=HEADERS
+        )
+        response.raise_for_status()
+        return str(response.json()["job_id"]), arrived
+
+    async def get_json(self, path: str) -> Any:
+        """GET a JSON document, retried on a dropped connection (GET is safe to repeat)."""
+        for attempt in range(3):
+            try:
+                return (await self.client.get(f"{self.url}{path}")).json()
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.1)
+        raise AssertionError("unreachable")
+
+    async def wait_drained(self) -> None:
+        """Until nothing is queued, delayed or in flight."""
+        while True:
+            overview = await self.get_json("/status")
+            if not (overview["depth"]["total"] or overview["in_flight"] or overview["delayed"]):
+                return
+            await asyncio.sleep(0.1)
+
+    async def timing(self, job_id: str, arrived: float) -> Timing:
+        """The job's times once it ended."""
+        while True:
+            record = await self.get_json(f"/status/{job_id}")
+            if record["status"] in ("completed", "dead", "cancelled"):
+                ok = record["status"] == "completed"
+                started = record.get("started_at") or record["created_at"]
+                finished = record.get("completed_at") or time.time()
+                return Timing(arrived, started, finished, record.get("gpu") or "?", ok)
+            await asyncio.sleep(0.2)
+
+    async def run(self, jobs: list[Job]) -> list[Timing]:
+        """Submit at the arrival times, wait for the end, collect the timings."""
+        submitted = await drive(jobs, self.submit)
+        await self.wait_drained()
+        limit = asyncio.Semaphore(8)
+
+        async def one(job_id: str, arrived: float) -> Timing:
+            async with limit:
+                return await self.timing(job_id, arrived)
+
+        return list(await asyncio.gather(*(one(*entry) for entry in submitted)))
+
+
+def policy_for(name: str, targets: list[Target]) -> Policy:
+    """The balancer called `name`."""
+    policies: dict[str, Callable[[list[Target]], Policy]] = {
+        "least-connections": LeastConnections,
+        "round-robin": RoundRobin,
+        "lowest-score": LowestScore,
+    }
+    return policies[name](targets)
+
+
+async def background(
+    run: FleetRun, rates: dict[str, float], stop: asyncio.Event, client: httpx.AsyncClient
+) -> None:
+    """Poisson traffic straight to each GPU at its rate until `stop`; waits for what it sent."""
+    draw = random.Random(7)
+    sent: list[asyncio.Task[bool]] = []
+
+    async def feed(target: Target) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(draw.expovariate(rates[target.name]))
+            job = Job(-1, draw.randint(*TOKENS), 0)
+            sent.append(asyncio.create_task(send(client, target, job)))
+
+    await asyncio.gather(*(feed(target) for target in run.targets))
+    await asyncio.gather(*sent)
+
+
+async def run_scheduler(
+    name: str, run: FleetRun, jobs: list[Job], scenario: Scenario, rates: dict[str, float]
+) -> tuple[list[Timing], float]:
+    """One scheduler on one job set; the timings and the start time."""
+    limits = httpx.Limits(
+        max_connections=4000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_EXPIRY_S
+    )
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        stop = asyncio.Event()
+        direct = asyncio.create_task(background(run, rates, stop, client)) if rates else None
+        if direct:
+            await asyncio.sleep(10 / run.speed)  # let direct traffic reach its steady state
+        started = time.time()
+        try:
+            timings = await schedule(name, run, jobs, client)
+        finally:
+            stop.set()
+            if direct:
+                await direct
+        await wait_idle(run, client)
+    return timings, started
+
+
+async def schedule(
+    name: str, run: FleetRun, jobs: list[Job], client: httpx.AsyncClient
+) -> list[Timing]:
+    """Run the jobs through smartqueue or through a client-side balancer."""
+    if name == "smartqueue":
+        return await SmartqueueClient(run.service_url, client).run(jobs)
+    policy = policy_for(name, run.targets)
+    poller = None
+    if isinstance(policy, LowestScore):
+        poller = asyncio.create_task(policy.poll(client, interval_s=max(0.05, 5 / run.speed)))
+    try:
+        return list(await drive(jobs, ClientQueue(run.targets, policy, client).run_job))
+    finally:
+        if poller:
+            poller.cancel()
+
+
+async def wait_idle(run: FleetRun, client: httpx.AsyncClient) -> None:
+    """Until no sim has a request inside it."""
+    while True:
+        stats = [(await client.get(f"{t.sidecar_url}/sim/stats")).json() for t in run.targets]
+        if not any(s["in_flight"] for s in stats):
+            return
+        await asyncio.sleep(0.05)
+
+
+def background_rates(run: FleetRun, tokens: list[int]) -> dict[str, float]:
+    """Direct jobs/s per GPU: BACKGROUND_SHARE of that GPU's own capacity for the mix."""
+    return {m.name: BACKGROUND_SHARE * jobs_per_s([m], tokens, speed=run.speed) for m in run.models}
+
+
+def record(
+    section: Section, key: str, scheduler: str, timings: list[Timing], started: float, batch: bool
+) -> None:
+    """Add one run's figures: makespan for a batch, wait and end-to-end percentiles otherwise."""
+    failures = sum(not t.ok for t in timings)
+    section.add(f"{key} · {scheduler} · failed jobs", "jobs", failures)
+    if batch:
+        section.add(
+            f"{key} · {scheduler} · makespan", "s", max(t.finished for t in timings) - started
+        )
+        return
+    waits = [(t.dispatched - t.arrived) * 1000 for t in timings]
+    ends = [(t.finished - t.arrived) * 1000 for t in timings]
+    for q in (50, 99):
+        section.add(f"{key} · {scheduler} · wait p{q}", "ms", percentile(waits, q))
+        section.add(f"{key} · {scheduler} · e2e p{q}", "ms", percentile(ends, q))
+
+
+def run_scenario(
+    section: Section, run: FleetRun, scenario: Scenario, config: BenchConfig, round_index: int
+) -> None:
+    """Every scheduler on the same jobs, in an order rotated by the round."""
+    key = f"{run.spec.name} · {scenario.label}"
+    tokens = [job.max_tokens for job in make_jobs(1000, rate_per_s=None, seed=99)]
+    capacity = jobs_per_s(run.models, tokens, speed=run.speed)
+    share = BACKGROUND_SHARE if scenario.background else 0.0
+    rate = None if scenario.load is None else (scenario.load - share) * capacity
+    count = config.batch_jobs if scenario.load is None else config.poisson_jobs
+    jobs = make_jobs(count, rate_per_s=rate, seed=1000 * round_index + 1)
+    rates = background_rates(run, tokens) if scenario.background else {}
+    if scenario.load is None:
+        bound = lp_bound(run, jobs, share)
+        section.add(f"{key} · LP lower bound", "s", bound)
+    order = (
+        SCHEDULERS[round_index % len(SCHEDULERS) :] + SCHEDULERS[: round_index % len(SCHEDULERS)]
+    )
+    for scheduler in order:
+        if scheduler == "round-robin" and rate and not round_robin_stable(run, rate, tokens, share):
+            continue  # its queue on the slowest GPU would grow without end: nothing to measure
+        try:
+            timings, started = asyncio.run(run_scheduler(scheduler, run, jobs, scenario, rates))
+        except Exception as error:  # one broken run must not lose the others' figures
+            section.notes.append(
+                f"{key} · {scheduler}, round {round_index + 1}: failed ({error!r})"
+            )
+            continue
+        record(section, key, scheduler, timings, started, batch=scenario.load is None)
+
+
+def round_robin_stable(run: FleetRun, rate_per_s: float, tokens: list[int], share: float) -> bool:
+    """Whether each GPU's third of the arrivals, plus its direct traffic, is below its capacity."""
+    per_gpu = rate_per_s / len(run.models)
+    capacities = [jobs_per_s([m], tokens, speed=run.speed) for m in run.models]
+    return all(per_gpu < (1 - share) * capacity for capacity in capacities)
+
+
+def lp_bound(run: FleetRun, jobs: list[Job], share: float) -> float:
+    """The LP bound on the capacity left after direct traffic (exact bound when share is 0)."""
+    models = (
+        [
+            GpuModel(
+                m.name, m.slots, m.ttft_s, m.tokens_per_s * (1 - share), m.slowdown_per_busy_slot
+            )
+            for m in run.models
+        ]
+        if share
+        else run.models
+    )
+    if share:  # direct traffic takes a share of each slot's time: scale the whole work up
+        models = [
+            GpuModel(
+                m.name, m.slots, m.ttft_s / (1 - share), m.tokens_per_s, m.slowdown_per_busy_slot
+            )
+            for m in models
+        ]
+    return makespan_lower_bound(models, [job.max_tokens for job in jobs], speed=run.speed)
+
+
+def service_env(speed: float) -> dict[str, str]:
+    """smartqueue's time knobs scaled like the sims' (probe every 5 s, poll every 0.5 s at 1x)."""
+    return {
+        **NO_BACKPRESSURE,
+        "SMARTQUEUE_PROBE_INTERVAL_S": f"{5 / speed:g}",
+        "SMARTQUEUE_IDLE_POLL_S": f"{0.5 / speed:g}",
+    }
+
+
+def run(config: BenchConfig) -> Section:
+    """Each fleet in turn: start it, run every scenario for every round, then derive ratios."""
+    section = Section("Scheduling on simulated fleets", show_figures=False)
+    for fleet_name in config.scheduling_fleets:
+        spec = FLEETS[fleet_name]()
+        with Processes(config.workdir / f"scheduling-{fleet_name}") as procs:
+            redis_url = procs.redis()
+            fleet_file, sims = start_fleet(procs, spec, speed=config.sim_speed)
+            url = procs.service(
+                "smartqueue",
+                redis_url=redis_url,
+                fleet_file=fleet_file,
+                env=service_env(config.sim_speed),
+            )
+            fleet_run = FleetRun(spec, sims, url, config.sim_speed)
+            for round_index in range(config.scheduling_rounds):
+                for scenario in scenarios(config, fleet_name):
+                    run_scenario(section, fleet_run, scenario, config, round_index)
+        for scenario in scenarios(config, fleet_name):
+            derive(section, f"{fleet_name} · {scenario.label}", batch=scenario.load is None)
+            section.tables += table(
+                section, f"{fleet_name} · {scenario.label}", batch=scenario.load is None
+            )
+    section.bars += bars()
+    section.notes += notes(config)
+    return section
+
+
+def derive(section: Section, key: str, *, batch: bool) -> None:
+    """Per-round ratios against least-connections (and the LP bound for a batch)."""
+    metrics = ("makespan",) if batch else ("e2e p50", "e2e p99")
+    for scheduler in SCHEDULERS:
+        for metric in metrics:
+            section.ratio(
+                f"{key} · {scheduler} · {metric} / {BASELINE}",
+                f"{key} · {scheduler} · {metric}",
+                f"{key} · {BASELINE} · {metric}",
+            )
+        if batch:
+            section.ratio(
+                f"{key} · {scheduler} · makespan / LP bound",
+                f"{key} · {scheduler} · makespan",
+                f"{key} · LP lower bound",
+            )
+
+
+def cell(section: Section, name: str) -> str:
+    """`median (min-max)` of a figure, or n/a."""
+    figure = section.figures.get(name)
+    if figure is None or not figure.values:
+        return "n/a"
+    low, high = figure.spread
+    return f"{number(figure.median)} ({number(low)}-{number(high)})"
+
+
+def table(section: Section, key: str, *, batch: bool) -> list[str]:
+    """A markdown table of one fleet and scenario: every scheduler, medians and spreads."""
+    if batch:
+        columns = ["makespan", "makespan / LP bound", f"makespan / {BASELINE}", "failed jobs"]
+        head = f"**{key}** (LP lower bound {cell(section, f'{key} · LP lower bound')} s)"
+    else:
+        columns = [
+            "wait p50",
+            "wait p99",
+            "e2e p50",
+            "e2e p99",
+            f"e2e p50 / {BASELINE}",
+            f"e2e p99 / {BASELINE}",
+            "failed jobs",
+        ]
+        head = f"**{key}** (times in ms)"
+    lines = [
+        head,
+        "",
+        "| scheduler | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for scheduler in SCHEDULERS:
+        cells = [cell(section, f"{key} · {scheduler} · {column}") for column in columns]
+        lines.append(f"| {scheduler} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def bars() -> list[Bar]:
+    """The scheduling bars of SPEC §7."""
+    het, idem = "heterogeneous", "identical"
+    return [
+        Bar(
+            "batch makespan <= 1.05x LP bound (heterogeneous)",
+            f"{het} · batch · smartqueue · makespan / LP bound",
+            1.05,
+        ),
+        Bar(
+            "Poisson 90%, heterogeneous: p99 e2e <= 0.7x least-connections",
+            f"{het} · Poisson 90% · smartqueue · e2e p99 / {BASELINE}",
+            0.7,
+        ),
+        Bar(
+            "Poisson 90%, heterogeneous: p50 e2e within 15% of least-connections",
+            f"{het} · Poisson 90% · smartqueue · e2e p50 / {BASELINE}",
+            1.15,
+        ),
+        Bar(
+            "same with direct traffic: p99 e2e <= 0.7x least-connections",
+            f"{het} · Poisson 90% + direct 30% · smartqueue · e2e p99 / {BASELINE}",
+            0.7,
+        ),
+        Bar(
+            "same with direct traffic: p50 e2e within 15%",
+            f"{het} · Poisson 90% + direct 30% · smartqueue · e2e p50 / {BASELINE}",
+            1.15,
+        ),
+        Bar(
+            "identical fleet, Poisson 90%: p99 e2e no worse than least-connections",
+            f"{idem} · Poisson 90% · smartqueue · e2e p99 / {BASELINE}",
+            1.0,
+        ),
+        Bar(
+            "identical fleet, Poisson 90%: p50 e2e no worse than least-connections",
+            f"{idem} · Poisson 90% · smartqueue · e2e p50 / {BASELINE}",
+            1.0,
+        ),
+    ]
+
+
+def notes(config: BenchConfig) -> list[str]:
+    """How the scheduling figures were made, for the reader of BENCHMARKS.md."""
+    return [
+        f"Sims at --speed {config.sim_speed:g} (every duration divided by it; figures are "
+        "wall-clock "
+        f"seconds at that speed). Batch: {config.batch_jobs} jobs at once; Poisson: "
+        f"{config.poisson_jobs} jobs; `max_tokens` uniform in {TOKENS[0]}..{TOKENS[1]}; the same "
+        "jobs for every scheduler of a round, scheduler order rotated each round.",
+        "Capacity (jobs/s) = sum over GPUs of slots/(1+s(slots-1)) divided by the mix's mean work "
+        "on that GPU (ttft + (n-1)/tps): the fleet's rate with every slot busy. The LP bound is in "
+        "`bench/fleet_model.py` (a dual of the fractional assignment LP, valid for any schedule).",
+        "Direct 30%: Poisson requests straight to each sim at 30% of that GPU's capacity, started "
+        "before the measured jobs; the queue's arrivals are then (load - 30%) of capacity so the "
+        "total is the stated load. With direct traffic the LP bound is an approximation (each GPU "
+        "at 70% of its capacity).",
+        "smartqueue: `POST /enqueue` (route `default`, all GPUs); wait = started_at - arrival, "
+        "e2e = completed_at - arrival from its job records. Its time knobs are scaled like the "
+        f"sims (SMARTQUEUE_PROBE_INTERVAL_S={5 / config.sim_speed:g}, "
+        f"SMARTQUEUE_IDLE_POLL_S={0.5 / config.sim_speed:g}); its fixed per-job cost (HTTP, "
+        "Redis) is not, so it weighs speed-times more than on real GPUs.",
+        "Balancers (bench/balancers.py) hold jobs on the client in FIFO order: least-connections "
+        "and lowest-score count only their own in-flight jobs, capped at each GPU's slots; "
+        "round-robin sends at once (the sim queues past its slots); lowest-score polls the "
+        f"sidecars every {max(0.05, 5 / config.sim_speed):g} s. Their wait = time held on the "
+        "client. Round-robin is left out (n/a) of Poisson runs where a GPU's share of the "
+        "arrivals exceeds what its capacity leaves (the heterogeneous and skewed fleets): its "
+        "queue there grows without bound, so its percentiles would measure only the run's length.",
+    ]
