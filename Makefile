@@ -48,6 +48,9 @@ run: venv system-deps
 bench: venv
 	@scripts/ensure-system-deps.sh redis-server wrk
 	$(BIN)/python -m bench
+	@printf '\n## Batch work beside interactive traffic (`python -m bench.batch_interference`)\n\n```\n' >> BENCHMARKS.md
+	$(BIN)/python -m bench.batch_interference | tee -a BENCHMARKS.md
+	@printf '```\n' >> BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from bench.procs import LOOPBACK, Processes, Sim, free_port
-from smartqueue.sim.fleet import ProfileChoice
-from smartqueue.sim.latency import LatencyProfile
+from smartqueue_sim.fleet import ProfileChoice
+from smartqueue_sim.latency import LatencyProfile
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
