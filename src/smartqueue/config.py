@@ -217,7 +217,10 @@ class Settings(BaseSettings):
     fleet: Path = Path("deploy/fleet.local.yaml")
     admin_token: SecretStr | None = None
     owner_secret: SecretStr | None = Field(
-        default=None, description="key of the HMAC that names a caller's owner (jobs, batches)"
+        default=None,
+        description="HMAC key of the owner a caller's credential names (jobs, batches, files); "
+        "without it one is generated at start (owners then do not survive a restart, nor "
+        "match across replicas)",
     )
     key_prefix: str = Field(default="sq", pattern=r"^[A-Za-z0-9_.:-]+$")
     log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
@@ -255,6 +258,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     max_result_bytes: int = Field(default=8_388_608, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=1)
+    max_header_bytes: int = Field(
+        default=8_192, ge=64, description="largest header kept with a job (name + value)"
+    )
+    max_kept_headers_bytes: int = Field(
+        default=16_384, ge=64, description="all headers kept with a job together"
+    )
+    max_header_block_bytes: int = Field(
+        default=65_536, ge=1_024, description="the server's whole request header block (431)"
+    )
     hold_s: float = Field(
         default=900.0, gt=0, description="how long /v1/... holds a request without Prefer: wait"
     )
@@ -303,6 +315,9 @@ class Settings(BaseSettings):
 
     # Redis client.
     redis_timeout_s: float = Field(default=1.0, gt=0)
+    commit_retry_s: float = Field(
+        default=30.0, ge=0, description="how long a GPU's outcome is retried against a lost Redis"
+    )
     redis_max_connections: int = Field(
         default=512, ge=8, description="connections per replica; past it calls wait briefly"
     )

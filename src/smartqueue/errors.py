@@ -3,7 +3,8 @@
 SmartQueueError                 500 server_error
 ├── BadRequest                  400 invalid_request_error
 │   ├── InvalidInput            422 (a header or body names something unknown)
-│   └── PayloadTooLarge         413
+│   ├── PayloadTooLarge         413
+│   └── HeadersTooLarge         431 (a kept header, or all of them, over the limit)
 ├── Unauthorized                401 (admin token missing or wrong)
 ├── AdminDisabled               403 (no admin token configured)
 ├── NotFound                    404
@@ -57,6 +58,13 @@ class PayloadTooLarge(BadRequest):
 
     status_code = 413
     code = "payload_too_large"
+
+
+class HeadersTooLarge(BadRequest):
+    """A header kept with the job, or all of them together, is over the configured limit."""
+
+    status_code = 431
+    code = "headers_too_large"
 
 
 class Unauthorized(SmartQueueError):
@@ -118,7 +126,7 @@ class QueueFull(Unavailable):
 
 
 class StoreUnavailable(Unavailable):
-    """Redis did not answer in time."""
+    """Redis did not answer in time (the message never carries Redis's own error text)."""
 
     code = "store_unavailable"
 

@@ -92,6 +92,12 @@ def error_message(body: bytes, status: int) -> str:
     return f"GPU answered HTTP {status}"
 
 
+def unsendable(error: BaseException) -> GpuFailure:
+    """The request could not be built or encoded (UnicodeError is a ValueError)."""
+    return GpuFailure(Failure.INVALID_REQUEST,
+                      f"the request cannot be sent: {type(error).__name__}")  # fmt: skip
+
+
 class GpuClient:
     """Sends a job to a GPU and reports the outcome as a value."""
 
@@ -117,10 +123,10 @@ class GpuClient:
         self, gpu: GpuConfig, entry: StreamEntry, *, deadline_s: float, on_chunk: ChunkSink | None
     ) -> GpuOutcome:
         """Run the job on `gpu` within `deadline_s`; streamed chunks go to `on_chunk`."""
-        body = with_model(entry.payload, gpu.model)
-        request = self.http.build_request(
-            "POST", gpu.url + entry.path, content=body, headers=self.request_headers(gpu, entry)
-        )
+        built = self.build(gpu, entry)
+        if isinstance(built, GpuFailure):
+            return built
+        request, body = built
         try:
             async with asyncio.timeout(deadline_s):
                 return await self._send(request, streamed=wants_stream(body), on_chunk=on_chunk)
@@ -128,11 +134,27 @@ class GpuClient:
             return GpuFailure(Failure.TIMEOUT, f"no complete answer within {deadline_s:g} s")
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             return GpuFailure(Failure.CONNECT, f"cannot connect to {gpu.name}: {error}")
+        except httpx.LocalProtocolError as error:  # h11 refused to send what we built
+            return unsendable(error)
         except ResultTooLarge:
             limit = self.max_result_bytes
             return GpuFailure(Failure.TOO_LARGE, f"the GPU's answer is over the {limit} byte cap")
         except httpx.HTTPError as error:
             return GpuFailure(Failure.PROTOCOL, f"{type(error).__name__}: {error}")
+
+    def build(self, gpu: GpuConfig, entry: StreamEntry) -> tuple[httpx.Request, bytes] | GpuFailure:
+        """The request for `gpu`, or an INVALID_REQUEST failure when the job cannot be encoded.
+
+        A failure here happened before anything left: it is the job's, never the GPU's.
+        """
+        try:
+            body = with_model(entry.payload, gpu.model)
+            headers = self.request_headers(gpu, entry)
+            request = self.http.build_request("POST", gpu.url + entry.path, content=body,
+                                              headers=headers)  # fmt: skip
+        except (ValueError, TypeError, RecursionError, MemoryError) as error:
+            return unsendable(error)
+        return request, body
 
     async def _send(
         self, request: httpx.Request, *, streamed: bool, on_chunk: ChunkSink | None

@@ -69,6 +69,7 @@ class DeadReason(StrEnum):
     POISON = "poison"
     EXPIRED = "expired"
     RESULT_TOO_LARGE = "result_too_large"
+    INVALID_REQUEST = "invalid_request"  # could not be built or sent: the job's fault, not a GPU's
 
 
 def new_job_id() -> str:
@@ -147,7 +148,7 @@ class DlqEntry(BaseModel):
     """One dead-letter entry."""
 
     id: str = Field(description="Dead-letter entry id (use it to retry or discard)")
-    job_id: str
+    job_id: str | None = Field(description="The dead job (shown to admins only)")
     route: str
     priority: Priority
     reason: str
@@ -199,7 +200,7 @@ class ConsumerInfo(BaseModel):
     id: str
     replica: str
     state: str
-    current_job: str | None
+    current_job: str | None = Field(description="The job it runs (shown to admins only)")
     last_heartbeat: float
     jobs_done: int
 

@@ -12,7 +12,7 @@ def parse_json_object(payload: bytes) -> dict[str, Any] | None:
     """The payload as a JSON object, or None when it is something else."""
     try:
         document = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return None
     return document if isinstance(document, dict) else None
 

@@ -7,13 +7,15 @@ shared circuit breaker.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import TypeVar
 
 from smartqueue.batches import error_line, output_line
 from smartqueue.breaker import Breaker, BreakerPolicy, BreakerState, on_failure, on_success
@@ -24,12 +26,22 @@ from smartqueue.logs import traced
 from smartqueue.metrics import Metrics
 from smartqueue.models import DeadReason, ErrorInfo, JobStatus, Priority
 from smartqueue.openai_format import usage_tokens
-from smartqueue.policy import RetryLater, RetryPolicy, counts_against_gpu, decide_failure
+from smartqueue.policy import (
+    Failure,
+    RetryLater,
+    RetryPolicy,
+    counts_against_gpu,
+    decide_failure,
+)
 from smartqueue.queue import ExpiredJob, TakenJob
 from smartqueue.store import Store
 from smartqueue.store.scripts import Arg
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+COMMIT_RETRY_FIRST_S = 0.1
+COMMIT_RETRY_MAX_S = 2.0
 
 # A job that died on the GPU's own final answer keeps it as its result (the front door relays it).
 GPU_ANSWER_KEPT = frozenset({DeadReason.NON_RETRYABLE, DeadReason.RESULT_TOO_LARGE})
@@ -102,8 +114,8 @@ class OutcomeRecorder:
             del updates["result"]
             line = ("completed", output_line(job_id=job.job_id, custom_id=custom_id,
                                              status=answer.status, body=answer.body))  # fmt: skip
-        committed = await self.store.claims.finish(job, JobStatus.COMPLETED, consumer=consumer,
-                                                   updates=updates, line=line)  # fmt: skip
+        committed = await self.committing(lambda: self.store.claims.finish(
+            job, JobStatus.COMPLETED, consumer=consumer, updates=updates, line=line))  # fmt: skip
         self._count(JobStatus.COMPLETED if committed else None, "ok")
         if committed:
             self._completed(job, answer, completed_at=completed_at)
@@ -144,7 +156,10 @@ class OutcomeRecorder:
     async def _judge_gpu(self, dispatch: Dispatch, failure: GpuFailure) -> None:
         """Tell the breaker: a failure that says the GPU is unwell, or a live GPU's answer."""
         gpu = dispatch.job.gpu
-        if counts_against_gpu(failure.failure, failure.status):
+        if failure.failure is Failure.INVALID_REQUEST:  # nothing left: the GPU was not judged
+            if dispatch.probe:
+                await self.change_breaker(gpu, cancel_probe)
+        elif counts_against_gpu(failure.failure, failure.status):
             now = time.time()
             await self.change_breaker(gpu, lambda breaker: on_failure(
                 breaker, now=now, reason=failure.message, policy=self.breaker_policy
@@ -163,10 +178,11 @@ class OutcomeRecorder:
             line = ("failed", error_line(job_id=job.job_id, custom_id=custom_id,
                                          code=reason.value, message=error.message,
                                          answer=kept))  # fmt: skip
-        dlq_id = await self.store.claims.dead_letter(
+        now = time.time()
+        dlq_id = await self.committing(lambda: self.store.claims.dead_letter(
             replace(job, attempts=attempts), consumer=consumer, reason=reason.value,
-            error=error, now=time.time(), answer=kept, line=line,
-        )  # fmt: skip
+            error=error, now=now, answer=kept, line=line,
+        ))  # fmt: skip
         self._count(JobStatus.DEAD if dlq_id else None, reason.value)
         if dlq_id:
             log.warning("dead", extra={**job_fields(job), "reason": reason.value,
@@ -178,8 +194,8 @@ class OutcomeRecorder:
         """Put the job aside for `delay_s`, then it waits in its stream again."""
         due_ms = int((time.time() + delay_s) * 1000)
         updates: dict[str, Arg] = {"attempts": attempts, "error": error.model_dump_json()}
-        await self.store.claims.retry_later(job, consumer=consumer, due_ms=due_ms,
-                                            updates=updates)  # fmt: skip
+        await self.committing(lambda: self.store.claims.retry_later(
+            job, consumer=consumer, due_ms=due_ms, updates=updates))  # fmt: skip
         log.info("retried", extra={**job_fields(job), "delay_s": round(delay_s, 3),
                                    "attempts": attempts, "error": error.message})  # fmt: skip
 
@@ -195,6 +211,24 @@ class OutcomeRecorder:
         log.warning("expired", extra={"job_id": job.job_id, "route": job.route,
                                       "priority": job.priority.value,
                                       "reason": DeadReason.EXPIRED.value})  # fmt: skip
+
+    async def committing(self, commit: Callable[[], Awaitable[T]]) -> T:
+        """Run a commit, again and again while Redis is away, for up to `commit_retry_s`.
+
+        Each commit step is safe to repeat (it finds its own mark), so a GPU's answer is not
+        thrown away because a Redis restart dropped the connection mid-commit.
+        """
+        deadline = time.monotonic() + self.settings.commit_retry_s
+        delay_s = COMMIT_RETRY_FIRST_S
+        while True:
+            try:
+                return await commit()
+            except StoreUnavailable:
+                if time.monotonic() + delay_s > deadline:
+                    raise
+            log.warning("commit retried", extra={"delay_s": delay_s})
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, COMMIT_RETRY_MAX_S)
 
     def _count(self, status: JobStatus | None, reason: str) -> None:
         if status is not None:

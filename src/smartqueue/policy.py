@@ -67,6 +67,7 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"  # the job's deadline passed mid-call
     PROTOCOL = "protocol"  # broken connection, invalid JSON, stream cut short
     TOO_LARGE = "too_large"  # the answer is over the result cap: never truncated, never retried
+    INVALID_REQUEST = "invalid_request"  # the request could not be built or sent: the job's fault
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -74,7 +75,7 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 def is_retryable(failure: Failure, status: int | None) -> bool:
     """Everything but a 4xx other than 408/409/429 (and an oversized answer) may be tried again."""
-    if failure is Failure.TOO_LARGE:
+    if failure in (Failure.TOO_LARGE, Failure.INVALID_REQUEST):
         return False
     if failure is not Failure.HTTP or status is None:
         return True
@@ -82,8 +83,9 @@ def is_retryable(failure: Failure, status: int | None) -> bool:
 
 
 def counts_against_gpu(failure: Failure, status: int | None) -> bool:
-    """Failures that say the GPU is unwell (for its breaker); 429 and client errors don't."""
-    if failure is Failure.TOO_LARGE:
+    """Failures that say the GPU is unwell (for its breaker); 429, client errors and requests
+    that never left (INVALID_REQUEST) don't."""
+    if failure in (Failure.TOO_LARGE, Failure.INVALID_REQUEST):
         return False
     if failure is not Failure.HTTP or status is None:
         return True
@@ -91,8 +93,8 @@ def counts_against_gpu(failure: Failure, status: int | None) -> bool:
 
 
 def counts_as_attempt(failure: Failure) -> bool:
-    """A call that sent nothing (refused connection) does not use up one of the job's tries."""
-    return failure is not Failure.CONNECT
+    """A call that sent nothing (refused connection, unbuildable request) uses up no try."""
+    return failure not in (Failure.CONNECT, Failure.INVALID_REQUEST)
 
 
 @dataclass(frozen=True)
@@ -152,8 +154,10 @@ def decide_failure(
     `waited_s` is the time since submission; `jitter` is in [0, 1) (random in production).
     """
     attempts += 1 if counts_as_attempt(failure) else 0
+    if failure is Failure.INVALID_REQUEST:  # retrying cannot help: the same bytes fail again
+        return DeadLetter(DeadReason.INVALID_REQUEST, attempts)
     # Only a call that sent nothing can expire: the job never reached a GPU.
-    if not counts_as_attempt(failure) and waited_s > max_wait_s:
+    if failure is Failure.CONNECT and waited_s > max_wait_s:
         return DeadLetter(DeadReason.EXPIRED, attempts)
     if failure is Failure.TOO_LARGE:
         return DeadLetter(DeadReason.RESULT_TOO_LARGE, attempts)

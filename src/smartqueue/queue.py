@@ -23,8 +23,10 @@ class NewJob:
     payload: bytes
     headers: dict[str, str]
     created_at: float
-    idempotency_digest: str | None = None
+    idempotency_digest: str | None = None  # the owner's Idempotency-Key, hashed with the owner
     path: str = DEFAULT_PATH
+    owner: str = ""  # smartqueue.owners: an HMAC of the caller's credential, never the credential
+    request_digest: str = ""  # route, path and body hashed: a reused key must bring the same
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Admission:
     duplicate: bool = False
     position: int | None = None
     everywhere_full: bool = False  # refused by the ceiling over all routes, not the route's
+    key_reused: bool = False  # the Idempotency-Key was first used for another request
 
     @property
     def queue_depth(self) -> int:
@@ -129,3 +132,4 @@ class StoredJob:
     retried_as: str | None = None
     entry: str | None = None  # its stream entry while queued
     seq: int | None = None  # its stream's entered counter when it entered (for its position)
+    owner: str = ""  # who submitted it (smartqueue.owners); "" for records older than owners

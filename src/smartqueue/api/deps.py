@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from typing import Annotated
 
@@ -14,6 +12,7 @@ from smartqueue.api.submission import Admissions
 from smartqueue.blobs import Blobs
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import AdminDisabled, Unauthorized
+from smartqueue.owners import Caller, owner_of
 from smartqueue.store import Store
 from smartqueue.watch import JobWatch
 
@@ -59,6 +58,16 @@ WatchDep = Annotated[JobWatch, Depends(get_watch)]
 AdmissionsDep = Annotated[Admissions, Depends(get_admissions)]
 
 
+def is_admin(settings: Settings, authorization: str | None) -> bool:
+    """True when `authorization` is `Bearer $SMARTQUEUE_ADMIN_TOKEN` (and a token is set)."""
+    token = settings.admin_token
+    if token is None or not token.get_secret_value():
+        return False
+    scheme, _, presented = (authorization or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and secrets.compare_digest(presented.encode(), expected)
+
+
 async def require_admin(
     settings: SettingsDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -67,31 +76,26 @@ async def require_admin(
     token = settings.admin_token
     if token is None or not token.get_secret_value():
         raise AdminDisabled("admin operations are disabled: set SMARTQUEUE_ADMIN_TOKEN")
-    scheme, _, presented = (authorization or "").partition(" ")
-    expected = token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not secrets.compare_digest(presented.encode(), expected):
+    if not is_admin(settings, authorization):
         raise Unauthorized("admin operation: send 'Authorization: Bearer <admin token>'")
 
 
 AdminDep = Depends(require_admin)
 
-ANONYMOUS = "anonymous"
+
+async def get_caller(services: ServicesDep, request: Request) -> Caller:
+    """Who is asking: the owner their Authorization stands for, and whether they are admin."""
+    authorization = request.headers.get("authorization")
+    owner = owner_of(authorization, secret=services.owner_secret)
+    return Caller(owner, admin=is_admin(services.settings, authorization))
 
 
-async def get_owner(
-    settings: SettingsDep,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> str:
-    """Who owns what the caller creates: an HMAC of its credential, never the credential.
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
-    Callers without a credential share the anonymous owner. Batches and files use only
-    `OwnerDep`, so issue 9's owner function (jobs) can take this one's place in one line.
-    """
-    if not authorization:
-        return ANONYMOUS
-    secret = settings.owner_secret.get_secret_value() if settings.owner_secret else ""
-    digest = hmac.new(secret.encode(), authorization.encode(), hashlib.sha256).hexdigest()
-    return f"o-{digest[:32]}"
+
+async def get_owner(caller: CallerDep) -> str:
+    """Who owns what the caller creates (jobs, batches, files): smartqueue.owners.owner_of."""
+    return caller.owner
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]

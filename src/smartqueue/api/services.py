@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +25,15 @@ from smartqueue.watch import JobWatch
 log = logging.getLogger(__name__)
 
 
+def owner_secret(settings: Settings) -> bytes:
+    """The HMAC key for job owners: SMARTQUEUE_OWNER_SECRET, else a random one for this run."""
+    if settings.owner_secret is not None and settings.owner_secret.get_secret_value():
+        return settings.owner_secret.get_secret_value().encode()
+    log.warning("SMARTQUEUE_OWNER_SECRET is not set: using a random owner secret; job owners "
+                "will not survive a restart nor match across replicas")  # fmt: skip
+    return secrets.token_bytes(32)
+
+
 @dataclass
 class Services:
     """The app's shared objects, built once at start-up."""
@@ -38,6 +48,7 @@ class Services:
     watch: JobWatch
     dispatcher: Dispatcher | None
     admissions: Admissions
+    owner_secret: bytes = b""
 
     @classmethod
     def build(
@@ -64,7 +75,7 @@ class Services:
         backpressure = Backpressure.from_settings(settings)
         return cls(settings, fleet, store, metrics, backpressure, http, prober, watch,
                    dispatcher if dispatcher.consumers else None,
-                   Admissions(store, backpressure, metrics))  # fmt: skip
+                   Admissions(store, backpressure, metrics), owner_secret(settings))  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

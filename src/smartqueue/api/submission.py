@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from fastapi import Request
 
-from smartqueue.config import FleetConfig
-from smartqueue.errors import BadRequest, InvalidInput, PayloadTooLarge, QueueFull
+from smartqueue.config import FleetConfig, Settings
+from smartqueue.errors import BadRequest, HeadersTooLarge, InvalidInput, PayloadTooLarge, QueueFull
 from smartqueue.logs import traced
 from smartqueue.metrics import Metrics
 from smartqueue.models import PRIORITY_ORDER, EnqueueResponse, JobStatus, Priority, new_job_id
 from smartqueue.openai_format import parse_json_object
+from smartqueue.owners import ANONYMOUS, Caller, request_digest, scoped_key_digest
 from smartqueue.policy import Backpressure, DrainMeter
 from smartqueue.queue import DEFAULT_PATH, Admission, NewJob
 from smartqueue.store import Store
@@ -23,6 +25,21 @@ from smartqueue.store import Store
 KEPT_HEADERS = frozenset({"content-type", "accept", "x-request-id", "traceparent", "tracestate"})
 KEPT_PREFIX = "x-syslog-"
 MAX_IDEMPOTENCY_KEY = 255
+PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+
+
+@dataclass(frozen=True)
+class HeaderLimits:
+    """Bounds on the headers kept with a job (settings max_header_bytes, max_kept_headers_bytes)."""
+
+    per_header_bytes: int = 8_192
+    total_bytes: int = 16_384
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HeaderLimits:
+        """The limits in force."""
+        return cls(settings.max_header_bytes, settings.max_kept_headers_bytes)
+
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +51,24 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
         for name, value in headers.items()
         if name.lower() in KEPT_HEADERS or name.lower().startswith(KEPT_PREFIX)
     }
+
+
+def check_headers(kept: Mapping[str, str], limits: HeaderLimits) -> None:
+    """Kept headers must be sendable to a GPU: printable ASCII, each and all within limits."""
+    total = 0
+    for name, value in kept.items():
+        if not PRINTABLE_ASCII.fullmatch(value):
+            raise BadRequest(f"header {name} must be printable ASCII", code="invalid_header",
+                             param=name)  # fmt: skip
+        size = len(name) + len(value)
+        if size > limits.per_header_bytes:
+            raise HeadersTooLarge(f"header {name} is over the {limits.per_header_bytes} byte "
+                                  "limit", param=name)  # fmt: skip
+        total += size
+    if total > limits.total_bytes:
+        raise HeadersTooLarge(
+            f"the headers kept with the job are over the {limits.total_bytes} byte limit together"
+        )
 
 
 async def read_body(request: Request, *, limit_bytes: int) -> bytes:
@@ -52,16 +87,21 @@ async def read_body(request: Request, *, limit_bytes: int) -> bytes:
 
 
 def check_payload(body: bytes, content_type: str | None) -> None:
-    """Refuse an empty body, and a JSON body that does not parse."""
+    """Refuse an empty body, and a JSON body that is not one JSON object."""
     if not body.strip():
         raise InvalidInput("request body is empty: send the job (normally OpenAI JSON)")
-    if content_type and "json" in content_type:
+    if content_type and "json" in content_type.lower():
         try:
-            json.loads(body)
+            document = json.loads(body)
         except ValueError as error:
             raise BadRequest(
                 f"request body is not valid JSON: {error}", code="invalid_json"
             ) from None
+        except RecursionError:
+            raise BadRequest("request body is JSON nested too deep to parse",
+                             code="invalid_json") from None  # fmt: skip
+        if not isinstance(document, dict):
+            raise BadRequest("a JSON request body must be a JSON object", code="invalid_json")
 
 
 def resolve_route(fleet: FleetConfig, header_value: str | None) -> str:
@@ -92,8 +132,8 @@ def parse_priority(header_value: str | None) -> Priority:
         ) from None
 
 
-def idempotency_digest(key: str | None) -> str | None:
-    """The stored form of an Idempotency-Key: a hash, so the key itself is never kept."""
+def idempotency_digest(key: str | None, *, owner: str = ANONYMOUS) -> str | None:
+    """The stored form of an Idempotency-Key: hashed with its owner, never kept itself."""
     if key is None:
         return None
     if not key or len(key) > MAX_IDEMPOTENCY_KEY:
@@ -101,7 +141,7 @@ def idempotency_digest(key: str | None) -> str | None:
             f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters",
             param="Idempotency-Key",
         )
-    return hashlib.sha256(key.encode()).hexdigest()
+    return scoped_key_digest(owner, key)
 
 
 def check_openai_request(body: bytes) -> None:
@@ -113,30 +153,37 @@ def check_openai_request(body: bytes) -> None:
 
 
 async def build_job(
-    request: Request, fleet: FleetConfig, *, limit_bytes: int, openai_path: str | None = None
-) -> NewJob:
+    request: Request, fleet: FleetConfig, *, limit_bytes: int, openai_path: str | None = None,
+    caller: Caller | None = None, header_limits: HeaderLimits | None = None,
+) -> NewJob:  # fmt: skip
     """A NewJob from a submission request, or a 4xx naming what is wrong with it.
 
     `openai_path` is set for the OpenAI front door: the body must then be a JSON object, and
-    the job runs on that path of the GPU.
+    the job runs on that path of the GPU. The job belongs to `caller` (anonymous if None).
     """
     headers = request.headers
+    owner = caller.owner if caller else ANONYMOUS
     route = resolve_route(fleet, headers.get("x-syslog-model"))
     priority = parse_priority(headers.get("x-syslog-priority"))
-    digest = idempotency_digest(headers.get("idempotency-key"))
+    digest = idempotency_digest(headers.get("idempotency-key"), owner=owner)
+    kept = kept_headers(headers)
+    check_headers(kept, header_limits or HeaderLimits())
     body = await read_body(request, limit_bytes=limit_bytes)
     check_payload(body, headers.get("content-type"))
     if openai_path is not None:
         check_openai_request(body)
+    path = openai_path or DEFAULT_PATH
     return NewJob(
         job_id=new_job_id(),
         route=route,
         priority=priority,
         payload=body,
-        headers=kept_headers(headers),
+        headers=kept,
         created_at=time.time(),
         idempotency_digest=digest,
-        path=openai_path or DEFAULT_PATH,
+        path=path,
+        owner=owner,
+        request_digest=request_digest(route=route, path=path, body=body),
     )
 
 
@@ -167,6 +214,10 @@ class Admissions:
         log_admission(job, admission)
         warning = pressure.warning(admission.depth)
         drain_per_s = await self.drain_rate() if warning or not admission.accepted else None
+        if admission.key_reused:
+            raise InvalidInput("this Idempotency-Key was used for another request (another "
+                               "body or route): use a new key", code="idempotency_key_reused",
+                               param="Idempotency-Key")  # fmt: skip
         if admission.everywhere_full:
             raise QueueFull(f"the queue holds its maximum of {pressure.max_depth} jobs over all "
                             "routes; retry later", retry_after_s=30)  # fmt: skip
@@ -180,12 +231,19 @@ class Admissions:
             self.metrics.backpressure_warnings.inc()
         return EnqueueResponse(
             job_id=admission.job_id,
-            status=JobStatus.QUEUED,
+            status=await self.current_status(admission),
             queue_depth=admission.queue_depth,
             position=admission.position,
             warning=warning,
             duplicate=admission.duplicate,
         )
+
+    async def current_status(self, admission: Admission) -> JobStatus:
+        """queued for a new job; a duplicate's status as it is now."""
+        if not admission.duplicate or admission.job_id is None:
+            return JobStatus.QUEUED
+        record = await self.store.jobs.get(admission.job_id)
+        return record.status if record else JobStatus.QUEUED
 
 
 def log_admission(job: NewJob, admission: Admission) -> None:

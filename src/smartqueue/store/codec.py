@@ -72,6 +72,7 @@ def stored_job(job_id: str, raw: Mapping[bytes, bytes]) -> StoredJob:
         retried_as=fields.get("retried_as") or None,
         entry=fields.get("entry") or None,
         seq=int(fields["seq"]) if fields.get("seq") else None,
+        owner=fields.get("owner", ""),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar, cast
@@ -14,13 +15,20 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import NoBackoff
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from smartqueue.config import Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.redis_url import RedisMode, RedisTarget
+
+log = logging.getLogger(__name__)
+
+RECONNECT_TRIES = 3
+RECONNECT_BASE_S = 0.05
+RECONNECT_CAP_S = 0.5
+HEALTH_CHECK_S = 5  # a connection idle this long is PINGed before use
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,10 +39,12 @@ Client = aioredis.Redis | RedisCluster
 
 
 def new_client(settings: Settings) -> Client:
-    """A client for the deployment `settings.redis_url` names, failing fast (no retries).
+    """A client for the deployment `settings.redis_url` names, failing fast.
 
-    A failed call raises at once (the engine waits and tries again; the API answers 503), so a
-    Sentinel or Cluster failover costs each caller one error, then the client follows the new
+    On a single Redis, a command whose connection dropped (a restart) is retried a few times
+    with backoff (`reconnecting`); otherwise a failed call raises at once (the engine waits and
+    tries again; the API answers 503), so a Sentinel or Cluster failover costs each caller one
+    error, then the client follows the new
     primary: Sentinel connections ask the sentinels for the primary when they (re)connect and
     drop a primary that was demoted (READONLY); the cluster client re-reads the slot map after a
     connection error or MOVED.
@@ -62,10 +72,21 @@ def _single_client(settings: Settings) -> aioredis.Redis:
     password = {"password": _secret(settings.redis_password)} if settings.redis_password else {}
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections,
-        timeout=settings.redis_timeout_s, retry=Retry(NoBackoff(), 0), health_check_interval=0,
-        **_timeouts(settings), **password,
+        timeout=settings.redis_timeout_s, retry=reconnecting(),
+        health_check_interval=HEALTH_CHECK_S, **_timeouts(settings), **password,
     )  # fmt: skip
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def reconnecting() -> Retry:
+    """Retry a command whose connection dropped (a Redis restart), with jittered backoff.
+
+    Only connection errors are retried, not timeouts: a frozen Redis answers 503 within the
+    socket timeout. Every script is safe to run twice (enqueue finds its own record, commits
+    find their own mark), so a retry after a lost reply changes nothing.
+    """
+    backoff = EqualJitterBackoff(cap=RECONNECT_CAP_S, base=RECONNECT_BASE_S)
+    return Retry(backoff, RECONNECT_TRIES, supported_errors=(RedisConnectionError,))
 
 
 def _sentinel_client(settings: Settings, target: RedisTarget) -> aioredis.Redis:
@@ -133,7 +154,9 @@ def translate_errors(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable
         try:
             result = await method(*args, **kwargs)
         except (RedisError, OSError) as error:
-            raise StoreUnavailable(f"the job store (Redis) is unavailable: {error}") from error
+            # Redis's error text names internal hosts: it goes to the log, never to a client.
+            log.warning("store unavailable", extra={"error": f"{type(error).__name__}: {error}"})
+            raise StoreUnavailable() from error
         raise_lost_cancel()
         return result
 

@@ -70,6 +70,7 @@ class DeadLetters:
             counter=Counter.of(priority, route), dlq_entry=entry_id,
             route=route, priority=priority.value, created_at=now, old_job_id=entry.job_id,
             new_job_id=new_job_id, fields=list(entry.job_fields(new_job_id)),
+            owner=entry.fields.get("owner", ""),
         )  # fmt: skip
         done = await self.context.scripts.run(call)
         return entry.job_id if done else None

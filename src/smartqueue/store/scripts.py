@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -159,13 +159,13 @@ def enqueue(
     *, stream: str, record: str, wake: str, counts: str, idempotency: str | None, job_id: str,
     payload: bytes, headers: str, route: str, priority: str, created_at: float,
     idempotency_ttl_s: int, path: str, ceiling: int, everywhere_ceiling: int, counter: Counter,
-    route_counters: list[tuple[Counter, bool]],
+    route_counters: list[tuple[Counter, bool]], owner: str = "", request_digest: str = "",
 ) -> ScriptCall:  # fmt: skip
     """enqueue.lua: `route_counters` are the route's streams, each flagged when it runs first."""
     keys = [stream, record, wake, counts, *([idempotency] if idempotency else [])]
     args: list[Arg] = [job_id, payload, headers, route, priority, created_at, idempotency_ttl_s,
                        path, ceiling, everywhere_ceiling, counter.entered, EVERYWHERE.entered,
-                       EVERYWHERE.left]  # fmt: skip
+                       EVERYWHERE.left, owner, request_digest]  # fmt: skip
     for route_counter, ahead in route_counters:
         args += [route_counter.entered, route_counter.left, "1" if ahead else "0"]
     return ScriptCall("enqueue", keys, args)
@@ -238,6 +238,11 @@ def _line_parts(line: BatchLine | None) -> tuple[list[str], list[Arg]]:
     return [line.lines, line.batch], [line.custom_id, line.outcome, line.line]
 
 
+def _marked(change: Change, held: Held) -> Change:
+    """The change, marked with the entry it commits (lib/committed.lua: a re-run finds it)."""
+    return replace(change, updates={**change.updates, "committed_by": held.entry})
+
+
 def finish(
     *, record: str, slots_key: str, events: str, held: Held, channel: str, change: Change,
     line: BatchLine | None = None,
@@ -245,7 +250,8 @@ def finish(
     """finish.lua."""
     line_keys, line_args = _line_parts(line)
     return ScriptCall("finish", [record, held.stream, slots_key, events, *line_keys],
-                      [*_held_args(held, channel), *line_args, *change.args()])  # fmt: skip
+                      [*_held_args(held, channel), *line_args,
+                       *_marked(change, held).args()])  # fmt: skip
 
 
 def retry_later(
@@ -255,7 +261,7 @@ def retry_later(
     """retry_later.lua: `counter` is the stream's, for a job taken but never started."""
     return ScriptCall("retry_later", [record, held.stream, slots_key, delayed, events, counts],
                       [*_held_args(held, channel), due_ms, counter.entered, EVERYWHERE.entered,
-                       *change.args()])  # fmt: skip
+                       *_marked(change, held).args()])  # fmt: skip
 
 
 def dead_letter(
@@ -266,19 +272,19 @@ def dead_letter(
     line_keys, line_args = _line_parts(line)
     keys = [record, dlq, held.stream, slots_key, events, *line_keys]
     args = [*_held_args(held, channel), *line_args, len(dlq_fields), *dlq_fields,
-            *change.args()]  # fmt: skip
+            *_marked(change, held).args()]  # fmt: skip
     return ScriptCall("dead_letter", keys, args)
 
 
 def dlq_retry(
     *, dlq: str, stream: str, new_record: str, old_record: str, wake: str, counts: str,
     counter: Counter, dlq_entry: str, route: str, priority: str, created_at: float,
-    old_job_id: str, new_job_id: str, fields: list[Arg],
+    old_job_id: str, new_job_id: str, fields: list[Arg], owner: str = "",
 ) -> ScriptCall:  # fmt: skip
-    """dlq_retry.lua."""
+    """dlq_retry.lua: the new job belongs to `owner`, the dead job's owner."""
     return ScriptCall("dlq_retry", [dlq, stream, new_record, old_record, wake, counts],
                       [dlq_entry, route, priority, created_at, old_job_id, new_job_id,
-                       counter.entered, EVERYWHERE.entered, *fields])  # fmt: skip
+                       counter.entered, EVERYWHERE.entered, owner, *fields])  # fmt: skip
 
 
 @dataclass(frozen=True)

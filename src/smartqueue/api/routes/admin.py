@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from smartqueue.api.deps import AdminDep, ServicesDep, StoreDep
+from smartqueue.api.deps import AdminDep, CallerDep, ServicesDep, StoreDep
 from smartqueue.api.services import Services
 from smartqueue.dispatcher import Dispatcher
 from smartqueue.errors import Conflict, InvalidInput, NotFound
@@ -33,14 +33,20 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/dlq", response_model=DlqList, summary="Dead-letter queue")
+@router.get(
+    "/dlq", response_model=DlqList, responses={422: {"model": ErrorBody}},
+    summary="Dead-letter queue",
+)  # fmt: skip
 async def list_dead_letters(
     store: StoreDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[str | None, Query(description="Entry id to continue after")] = None,
 ) -> DlqList:
-    """Dead jobs, oldest first, with reason, attempts and last error."""
+    """Dead jobs, oldest first, with reason, attempts and last error (job ids: admins only)."""
     entries = await store.dlq.entries(limit=limit, after=after)
+    if not caller.admin:
+        entries = [entry.model_copy(update={"job_id": None}) for entry in entries]
     return DlqList(total=await store.dlq.length(), entries=entries)
 
 

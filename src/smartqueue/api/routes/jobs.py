@@ -10,13 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
-from smartqueue.api.deps import AdmissionsDep, FleetDep, SettingsDep, StoreDep
+from smartqueue.api.deps import AdmissionsDep, CallerDep, FleetDep, SettingsDep, StoreDep
 from smartqueue.api.events import job_event_stream
 from smartqueue.api.records import job_record
-from smartqueue.api.submission import build_job
+from smartqueue.api.submission import HeaderLimits, build_job
 from smartqueue.errors import BadRequest, Conflict, NotFound
 from smartqueue.logs import traced
 from smartqueue.models import EnqueueResponse, ErrorBody, JobRecord, JobStatus
+from smartqueue.owners import Caller
 from smartqueue.queue import StoredJob
 from smartqueue.store import Store
 
@@ -32,7 +33,11 @@ ANY_BODY: dict[str, Any] = {
         "description": "The job: any body, normally an OpenAI chat-completions request.",
         "content": {
             "application/json": {
-                "schema": {"type": "object"},
+                "schema": {
+                    "type": "object",
+                    "description": "Any other content type is "
+                    "queued as sent; JSON must be one object",
+                },
                 "example": {
                     "model": "any",
                     "messages": [{"role": "user", "content": "Say hello"}],
@@ -46,11 +51,17 @@ ANY_BODY: dict[str, Any] = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
+        400: "Invalid JSON (or JSON nested too deep), a JSON body that is not an object, "
+        "a kept header that is not printable ASCII",
         413: "Body over the size limit",
-        422: "Unknown route or priority, empty or invalid body",
-        503: "Queue full or store unavailable (see Retry-After)",
+        422: "Unknown route or priority, empty body, bad Idempotency-Key, or "
+        "`idempotency_key_reused` (the key was used for another body or route)",
+        431: "A kept header, or all of them, over the header limits",
+        503: "Queue full, store unavailable, or `outcome_unknown` (Location names the job "
+        "it would be: retry with the same Idempotency-Key) — see Retry-After",
     }.items()
 }
+NOT_YOURS = "Unknown or expired job, or another owner's"
 
 
 @router.post(
@@ -67,6 +78,7 @@ async def enqueue(
     fleet: FleetDep,
     settings: SettingsDep,
     admissions: AdmissionsDep,
+    caller: CallerDep,
     x_syslog_model: Annotated[str | None, Header(description="Route (default: default)")] = None,
     x_syslog_priority: Annotated[
         str | None, Header(description="high, normal (default) or low")
@@ -76,7 +88,8 @@ async def enqueue(
     ] = None,
 ) -> EnqueueResponse:
     """Queue a job for the best GPU of its route; 202 with where to follow it."""
-    job = await build_job(request, fleet, limit_bytes=settings.max_body_bytes)
+    job = await build_job(request, fleet, limit_bytes=settings.max_body_bytes, caller=caller,
+                          header_limits=HeaderLimits.from_settings(settings))  # fmt: skip
     accepted = await admissions.admit(job)
     response.headers["Location"] = f"/status/{accepted.job_id}"
     return accepted
@@ -85,21 +98,26 @@ async def enqueue(
 @router.get(
     "/status/{job_id}",
     response_model=JobRecord,
-    responses={404: {"model": ErrorBody, "description": "Unknown or expired job"}},
+    responses={404: {"model": ErrorBody, "description": NOT_YOURS}},
     summary="A job's status and result",
 )
-async def job_status(job_id: str, store: StoreDep, admissions: AdmissionsDep) -> JobRecord:
-    """The job record: status, timestamps, position and ETA while queued, result or error."""
-    stored = await _existing(store, job_id)
+async def job_status(
+    job_id: str, store: StoreDep, admissions: AdmissionsDep, caller: CallerDep
+) -> JobRecord:
+    """The job record: status, timestamps, position and ETA while queued, result or error.
+
+    Only for the job's owner (the caller's credential) or an admin; others get 404.
+    """
+    stored = await _existing(store, job_id, caller)
     record = job_record(stored, position=await store.jobs.position(stored))
     if record.position is not None and (rate := await admissions.drain_rate()):
         record.eta_s = round((record.position + 1) / rate, 1)
     return record
 
 
-async def _existing(store: Store, job_id: str) -> StoredJob:
+async def _existing(store: Store, job_id: str, caller: Caller) -> StoredJob:
     record = await store.jobs.get(job_id) if JOB_ID.match(job_id) else None
-    if record is None:
+    if record is None or not caller.may_see(record.owner):  # another's job looks unknown
         raise NotFound(f"no job {job_id!r} (unknown, or expired 24 h after it ended)")
     return record
 
@@ -107,14 +125,20 @@ async def _existing(store: Store, job_id: str) -> StoredJob:
 @router.post(
     "/status/{job_id}/cancel",
     response_model=JobRecord,
-    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody, "description": "Ended"}},
+    responses={404: {"model": ErrorBody, "description": NOT_YOURS},
+               409: {"model": ErrorBody, "description": "Ended"}},
     summary="Cancel a job",
-)
-async def cancel_job(job_id: str, store: StoreDep, request: Request) -> JobRecord:
-    """A queued job never runs; a running job's GPU call is aborted. Cancelling again is fine."""
-    before = await _existing(store, job_id)
+)  # fmt: skip
+async def cancel_job(
+    job_id: str, store: StoreDep, request: Request, caller: CallerDep
+) -> JobRecord:
+    """A queued job never runs; a running job's GPU call is aborted. Cancelling again is fine.
+
+    Only for the job's owner or an admin; others get 404.
+    """
+    before = await _existing(store, job_id, caller)
     await store.jobs.cancel(job_id, now=time.time())
-    record = await _existing(store, job_id)
+    record = await _existing(store, job_id, caller)
     if record.status is not JobStatus.CANCELLED:
         raise Conflict(f"job {job_id} already ended ({record.status.value}); nothing to cancel")
     if before.status is not JobStatus.CANCELLED:
@@ -127,17 +151,20 @@ async def cancel_job(job_id: str, store: StoreDep, request: Request) -> JobRecor
 @router.get(
     "/status/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+               400: {"model": ErrorBody, "description": "Bad Last-Event-ID"},
+               404: {"model": ErrorBody, "description": NOT_YOURS}},
     summary="A job's events (SSE)",
-)
+)  # fmt: skip
 async def job_events(
-    job_id: str, request: Request, store: StoreDep, settings: SettingsDep
+    job_id: str, request: Request, store: StoreDep, settings: SettingsDep, caller: CallerDep
 ) -> StreamingResponse:
     """Lifecycle events and streamed completion chunks as server-sent events.
 
-    Resumable: send the last `id:` received as `Last-Event-ID` to continue after it.
+    Resumable: send the last `id:` received as `Last-Event-ID` to continue after it. Only for
+    the job's owner or an admin; others get 404.
     """
-    record = await _existing(store, job_id)
+    record = await _existing(store, job_id, caller)
     after = request.headers.get("last-event-id")
     if after is not None and not EVENT_ID.match(after):
         raise BadRequest(f"Last-Event-ID {after!r} is not an event id of this stream",

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from smartqueue.api.deps import ServicesDep
+from smartqueue.api.deps import CallerDep, ServicesDep
 from smartqueue.api.services import Services
 from smartqueue.engines import EngineView
 from smartqueue.fleet_state import breaker_policy, read_fleet_state
@@ -24,6 +24,7 @@ from smartqueue.models import (
     QueueOverview,
     Thresholds,
 )
+from smartqueue.owners import Caller
 from smartqueue.scoring import (
     GpuSnapshot,
     ScoreTerms,
@@ -37,10 +38,13 @@ from smartqueue.scoring import (
 router = APIRouter(tags=["queue"])
 
 
-async def live_consumers(services: Services) -> list[ConsumerInfo]:
-    """Consumers of every replica that sent a heartbeat recently."""
+async def live_consumers(services: Services, caller: Caller) -> list[ConsumerInfo]:
+    """Consumers of every replica that sent a heartbeat recently (job ids for admins only)."""
     store, ttl_s = services.store, services.settings.consumer_ttl_s
-    return await store.consumers.live(now=time.time(), ttl_s=ttl_s)
+    consumers = await store.consumers.live(now=time.time(), ttl_s=ttl_s)
+    if caller.admin:
+        return consumers
+    return [consumer.model_copy(update={"current_job": None}) for consumer in consumers]
 
 
 async def fleet_view(services: Services) -> list[GpuView]:
@@ -126,8 +130,11 @@ def _signals(
 
 
 @router.get("/status", response_model=QueueOverview, summary="Queue overview")
-async def overview(services: ServicesDep) -> QueueOverview:
-    """Depth per priority, in-flight and dead-letter counts, thresholds, consumers and GPUs."""
+async def overview(services: ServicesDep, caller: CallerDep) -> QueueOverview:
+    """Depth per priority, in-flight and dead-letter counts, thresholds, consumers and GPUs.
+
+    Consumers' current job ids are shown to admins only.
+    """
     store, pressure = services.store, services.backpressure
     by_route = await store.overview.depths_by_route()
     depths = {p: sum(route[p] for route in by_route.values()) for p in PRIORITY_ORDER}
@@ -144,7 +151,7 @@ async def overview(services: ServicesDep) -> QueueOverview:
             open=pressure.open_depth,
             ceilings={priority: pressure.ceiling(priority) for priority in pressure.ceilings},
         ),
-        consumers=await live_consumers(services),
+        consumers=await live_consumers(services, caller),
         gpus=await fleet_view(services),
         jobs=JobCounts(
             completed=services.metrics.outcome_count("completed"),
@@ -154,9 +161,12 @@ async def overview(services: ServicesDep) -> QueueOverview:
 
 
 @router.get("/consumers", response_model=ConsumerList, summary="Live consumers")
-async def consumers(services: ServicesDep) -> ConsumerList:
-    """Consumer tasks of every replica; dead ones disappear once their heartbeat is stale."""
-    return ConsumerList(consumers=await live_consumers(services))
+async def consumers(services: ServicesDep, caller: CallerDep) -> ConsumerList:
+    """Consumer tasks of every replica; dead ones disappear once their heartbeat is stale.
+
+    `current_job` is shown to admins only (null for everyone else).
+    """
+    return ConsumerList(consumers=await live_consumers(services, caller))
 
 
 @router.get("/gpus", response_model=GpuList, summary="The fleet")

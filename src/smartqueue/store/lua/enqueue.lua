@@ -2,14 +2,18 @@
 -- Admission and enqueue in one step, so concurrent submits never overshoot a ceiling. The depth
 -- of the job's route comes from counters (keys.py Counter), so the step costs the same whatever
 -- the number of routes. Returns {code, job_id, route depth on arrival, position, refused by}:
--- code 1 accepted, 0 refused ('route' or 'everywhere' ceiling), 2 duplicate.
+-- code 1 accepted, 0 refused ('route' or 'everywhere' ceiling), 2 duplicate (same key and
+-- request, or this very job already stored: a retried call after a lost reply), 3 the key was
+-- used for another request. The idempotency key (already scoped to its owner) is a hash of
+-- the job id and the digest of the request it was first used for.
 local stream, record, wake, counts, idempotency = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local job_id, payload, headers = ARGV[1], ARGV[2], ARGV[3]
 local route, priority, created_at = ARGV[4], ARGV[5], ARGV[6]
 local idempotency_ttl_s, path = ARGV[7], ARGV[8]
 local ceiling, everywhere_ceiling = tonumber(ARGV[9]), tonumber(ARGV[10])
 local entered, everywhere_entered, everywhere_left = ARGV[11], ARGV[12], ARGV[13]
-local first_route_stream = 14  -- ARGV[14..]: per stream of the route: entered, left, ahead
+local owner, request_digest = ARGV[14], ARGV[15]
+local first_route_stream = 16  -- ARGV[16..]: per stream of the route: entered, left, ahead
 
 local function number(value) return tonumber(value) or 0 end
 
@@ -25,9 +29,13 @@ local function route_depths()  -- the route's depth, and the part that runs befo
 end
 
 local depth, position = route_depths()
+if redis.call('EXISTS', record) == 1 then return {2, job_id, depth, -1, ''} end
 if idempotency then
-  local existing = redis.call('GET', idempotency)
-  if existing then return {2, existing, depth, -1, ''} end
+  local existing = redis.call('HMGET', idempotency, 'job_id', 'request')
+  if existing[1] then
+    if existing[2] ~= request_digest then return {3, existing[1], depth, -1, ''} end
+    return {2, existing[1], depth, -1, ''}
+  end
 end
 if depth >= ceiling then return {0, '', depth, -1, 'route'} end
 local everywhere = redis.call('HMGET', counts, everywhere_entered, everywhere_left)
@@ -42,8 +50,11 @@ end
 local entry = redis.call('XADD', stream, '*', unpack(fields))
 local seq = count(counts, entered, everywhere_entered)
 redis.call('HSET', record, 'status', 'queued', 'route', route, 'priority', priority,
-  'attempts', 0, 'created_at', created_at, 'entry', entry, 'seq', seq)
-if idempotency then redis.call('SET', idempotency, job_id, 'EX', idempotency_ttl_s) end
+  'attempts', 0, 'created_at', created_at, 'entry', entry, 'seq', seq, 'owner', owner)
+if idempotency then
+  redis.call('HSET', idempotency, 'job_id', job_id, 'request', request_digest)
+  redis.call('EXPIRE', idempotency, idempotency_ttl_s)
+end
 redis.call('RPUSH', wake, 1)
 redis.call('LTRIM', wake, -64, -1)
 return {1, job_id, depth, position, ''}

@@ -1,4 +1,4 @@
--- needs: owns, release, transition, count
+-- needs: owns, release, transition, count, committed
 -- Put a job aside for a later try: its entry's fields move into the record, the entry is
 -- handled, the slot freed and the job id scheduled in the delayed set.
 -- Returns the previous status, or false when refused.
@@ -7,7 +7,9 @@ local events, counts = KEYS[5], KEYS[6]
 local group, consumer, entry, job_id, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local due_ms, entered, everywhere_entered = ARGV[6], ARGV[7], ARGV[8]
 local change_at = 9  -- ARGV[9..]: the status change to retrying (lib/transition.lua)
-if not owns(stream, group, entry, consumer) then return false end
+if not owns(stream, group, entry, consumer) then
+  return committed_by(record, entry, 'retrying') and 'retrying'
+end
 if redis.call('HGET', record, 'status') == 'queued' then
   -- taken but never started (its consumer died between TAKE and START): back in line as is
   local fields = redis.call('XRANGE', stream, entry, entry)[1][2]
