@@ -14,6 +14,7 @@ from tests.support.app_client import app_client
 from tests.support.redis_server import RedisServer
 
 ADMIN_TOKEN = "test-admin-token"
+OWNER_SECRET = "test-owner-secret"
 
 SettingsFactory = Callable[..., Settings]
 
@@ -27,6 +28,7 @@ def make_settings(redis_server: RedisServer, key_prefix: str) -> SettingsFactory
             "redis_url": redis_server.url,
             "key_prefix": key_prefix,
             "admin_token": ADMIN_TOKEN,
+            "owner_secret": OWNER_SECRET,
             "consumers": 0,
         }
         values.update(overrides)

@@ -39,7 +39,7 @@ async def test_dlq_lists_reason_attempts_and_last_error(
 ) -> None:
     job_id, dlq_id = await dead_job(client, store)
 
-    listing = (await client.get("/dlq")).json()
+    listing = (await client.get("/dlq", headers=ADMIN)).json()
 
     assert listing["total"] == 1
     [entry] = listing["entries"]

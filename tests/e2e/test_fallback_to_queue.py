@@ -111,7 +111,7 @@ def contains(values: list[bytes], needle: str) -> bool:
     return any(needle.encode() in value for value in values)
 
 
-async def test_fallback_never_passes_client_authorization_to_smartqueue(
+async def test_fallback_client_credential_makes_the_owner_and_is_never_stored(
     deploy: Deploy, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     canary, marker = f"canary-{uuid.uuid4().hex}", f"marker-{uuid.uuid4().hex}"
@@ -131,7 +131,14 @@ async def test_fallback_never_passes_client_authorization_to_smartqueue(
     after = await redis_values(redis_client, key_prefix)
     log = deployment.service.log_file.read_text(encoding="utf-8")
 
+    job_id = answer.headers["X-Smartqueue-Job-Id"]
+    service = deployment.service.url
+    as_owner = await deployment.http.get(f"{service}/status/{job_id}",
+                                         headers={"Authorization": f"Bearer {canary}"})  # fmt: skip
+    as_other = await deployment.http.get(f"{service}/status/{job_id}")
+
     assert answer.status_code == 200
+    assert (as_owner.status_code, as_other.status_code) == (200, 404)
     assert contains(while_queued, marker), "the scan should see the queued request's body"
     assert not contains(while_queued + after, canary)
     assert answer.headers["X-Smartqueue-Job-Id"] in log

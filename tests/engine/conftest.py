@@ -45,6 +45,7 @@ def engine_settings(redis_server: RedisServer, key_prefix: str) -> Callable[...,
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "redis_url": redis_server.url, "key_prefix": key_prefix, "admin_token": "t",
+            "owner_secret": "test-owner-secret",
             "probe_interval_s": 0.2, "probe_timeout_s": 0.5, "lease_s": 3.0,
             "claim_idle_s": 3.0, "retry_base_s": 0.05, "retry_cap_s": 0.5,
             "breaker_recovery_s": 1.0, "job_timeout_s": 10.0, "maintenance_interval_s": 0.05,
@@ -182,8 +183,8 @@ async def wait_gpus_down(client: httpx.AsyncClient, names: list[str]) -> None:
 
 
 async def dlq_entries(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    """Every entry of the dead-letter queue."""
-    response = await client.get("/dlq")
+    """Every entry of the dead-letter queue (as the admin: job ids are for admins only)."""
+    response = await client.get("/dlq", headers={"Authorization": "Bearer t"})
     assert response.status_code == 200, response.text
     entries: list[dict[str, Any]] = response.json()["entries"]
     return entries

@@ -73,7 +73,7 @@ async def test_preferred_gpu_refusing_backup_gpu_answers(nginx_binary: str, tmp_
     assert queue.requests == []
 
 
-async def test_all_gpus_refusing_request_reaches_queue_without_credentials(
+async def test_all_gpus_refusing_request_reaches_queue_with_credential_without_cookies(
     nginx_binary: str, tmp_path: Path
 ) -> None:
     headers = {
@@ -96,7 +96,7 @@ async def test_all_gpus_refusing_request_reaches_queue_without_credentials(
     assert forwarded.headers["x-syslog-model"] == "heavy"
     assert forwarded.headers["x-syslog-priority"] == "high"
     assert forwarded.headers["content-type"] == "application/json"
-    assert "authorization" not in forwarded.headers
+    assert forwarded.headers["authorization"] == "Bearer client-secret"  # the job's owner
     assert "cookie" not in forwarded.headers
 
 
