@@ -15,6 +15,7 @@ from smartqueue.store.codec import RawEntries
 from smartqueue.store.keys import GROUP, Keys
 from tests.chaos.conftest import StartReplicas, client_of
 from tests.engine.conftest import fleet_for, slow_chat, submit, wait_terminal
+from tests.support.figures import max_results_per_job, report, tally
 from tests.support.service import ServiceHandle
 from tests.support.sim import SimHandle
 from tests.support.waiting import wait_until
@@ -113,6 +114,10 @@ async def test_replica_kill9_mid_job_loses_nothing_and_another_finishes_every_jo
     calls = gpus["a"].stats()["requests_by_job"]
     lost = sum(1 for job_id in job_ids if records[job_id]["status"] != "completed")
     duplicates = sum(count - 1 for count in calls.values())
+    most = await max_results_per_job(redis_client, Keys(key_prefix), job_ids)
+    report("replica kill -9 under load (1 of 2)", tally(
+        records, submitted=len(job_ids), accepted=len(job_ids), duplicate_gpu_calls=duplicates,
+        max_results=most, recovery_s=healed_s))  # fmt: skip
     print(f"kill -9 with {len(held)} job(s) running on the victim: lost={lost} "
           f"duplicate_calls={duplicates} (re-run jobs the victim held) dlq={dlq['total']} "
           f"all done {healed_s:.1f} s after the kill; victim's consumers gone after "
@@ -123,5 +128,6 @@ async def test_replica_kill9_mid_job_loses_nothing_and_another_finishes_every_jo
     assert sorted(calls) == sorted(job_ids)
     assert all(count == 1 for job_id, count in calls.items() if job_id not in held), calls
     assert duplicates <= len(held)
+    assert most == 1
     assert dlq["total"] == 0
     assert await redis_client.xlen(stream) == 0, "every handled entry is deleted"
