@@ -24,9 +24,15 @@ def wants_stream(payload: bytes) -> bool:
 
 
 def with_model(payload: bytes, model: str) -> bytes:
-    """The request with `model` set to the GPU's served model (other bodies pass unchanged)."""
-    document = parse_json_object(payload)
-    if document is None:
+    """The request with `model` set to the GPU's served model (other bodies pass unchanged).
+
+    Raises RecursionError for JSON nested too deep to parse: such a request cannot be built.
+    """
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(document, dict):
         return payload
     document["model"] = model
     return json.dumps(document, separators=(",", ":")).encode()

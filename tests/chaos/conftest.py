@@ -74,7 +74,10 @@ def replicas(tmp_path: Path) -> Iterator[StartReplicas]:
 
 
 @asynccontextmanager
-async def client_of(replica: ServiceHandle) -> AsyncIterator[httpx.AsyncClient]:
+async def client_of(
+    replica: ServiceHandle, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on a replica (loopback only, no proxies from the environment)."""
-    async with httpx.AsyncClient(base_url=replica.url, trust_env=False, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=replica.url, trust_env=False, timeout=10,
+                                 headers=headers) as client:  # fmt: skip
         yield client

@@ -23,7 +23,7 @@ from tests.support.waiting import wait_until
 
 
 async def _consumers(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    response = await client.get("/consumers")
+    response = await client.get("/consumers", headers={"Authorization": "Bearer t"})  # admin
     assert response.status_code == 200, response.text
     consumers: list[dict[str, Any]] = response.json()["consumers"]
     return consumers
