@@ -63,8 +63,8 @@ async def test_poisoning_attempts_open_no_breaker_and_a_normal_job_runs_at_once(
         block_over = await _header_answer(client, 100 * 1024)
         kept_over = await client.post("/enqueue", json=CHAT,
                                       headers={"X-Syslog-Note": "x" * 9_000})  # fmt: skip
-        non_ascii = await client.post("/enqueue", json=CHAT,
-                                      headers={"X-Request-Id": "caf\u00e9".encode("latin-1")})  # type: ignore[dict-item]  # fmt: skip
+        latin1 = [(b"X-Request-Id", "caf\u00e9".encode("latin-1"))]
+        non_ascii = await client.post("/enqueue", json=CHAT, headers=latin1)
         unsendable = await _inject_unsendable(settings, fleet.route_names)
         accepted = [answer.json()["job_id"] for answer in deep if answer.status_code == 202]
         poisoned = await wait_terminal(client, [*accepted, unsendable], timeout_s=30)

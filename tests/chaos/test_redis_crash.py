@@ -70,6 +70,7 @@ async def test_redis_kill9_mid_load_loses_no_accepted_job(
         records, submitted=len(job_ids), accepted=len(job_ids), duplicate_gpu_calls=duplicates,
         max_results=most, recovery_s=healed_s))  # fmt: skip
     assert most == 1
+    assert duplicates == 0  # each finished call's commit is retried until Redis is back
     print(f"redis kill -9 mid-load (AOF, fsync always; the running calls ended while it was "
           f"down): lost={lost} duplicate_calls={duplicates} (re-runs of those calls) "
           f"dlq={dlq['total']}; all done {healed_s:.1f} s after the restart")  # fmt: skip
