@@ -13,6 +13,7 @@ from smartqueue.config import FleetConfig, Settings
 from smartqueue.models import JobStatus, Priority, new_job_id
 from smartqueue.queue import Lease, NewJob, TakenJob
 from smartqueue.store import Store
+from smartqueue.store.scripts import Arg
 from tests.support.redis_server import RedisServer
 
 LEASE = Lease(lease_ms=30_000, aging_ms=30_000)
@@ -45,7 +46,11 @@ async def test_finish_run_again_by_its_consumer_reports_success_and_commits_once
     store: Store,
 ) -> None:
     job = await taken(store)
-    updates = {"result": b"{}", "result_status": 200, "result_content_type": "application/json"}
+    updates: dict[str, Arg] = {
+        "result": b"{}",
+        "result_status": 200,
+        "result_content_type": "application/json",
+    }
 
     first = await store.claims.finish(job, JobStatus.COMPLETED, consumer="c1", updates=updates)
     again = await store.claims.finish(job, JobStatus.COMPLETED, consumer="c1", updates=updates)
