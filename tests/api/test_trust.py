@@ -10,8 +10,10 @@ import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from smartqueue.config import FleetConfig, Settings
+from smartqueue.errors import StoreUnavailable
 from smartqueue.queue import Lease
 from smartqueue.store import Store
+from smartqueue.store.jobs import Jobs
 from smartqueue.store.scripts import ScriptCall, Scripts
 from tests.api.conftest import ADMIN_TOKEN, CHAT, SettingsFactory
 from tests.support.app_client import app_client
@@ -187,3 +189,19 @@ async def test_store_unavailable_body_names_no_internal_address(
         assert "127.0.0.1" not in answer.text
         assert ":1" not in answer.text
         assert "Traceback" not in answer.text
+
+
+async def test_held_request_that_loses_redis_is_503_with_location_and_job_id(
+    make_settings: SettingsFactory, local_fleet: FleetConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def redis_gone(self: Jobs, job_id: str) -> None:
+        raise StoreUnavailable()
+
+    monkeypatch.setattr(Jobs, "get", redis_gone)
+    async with app_client(make_settings(), local_fleet) as client:
+        answer = await client.post("/v1/chat/completions", json=CHAT, headers=ALICE)
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (503, "outcome_unknown")
+    job_id = answer.headers["Location"].removeprefix("/status/")
+    assert job_id in answer.json()["error"]["message"]
+    assert int(answer.headers["Retry-After"]) >= 1

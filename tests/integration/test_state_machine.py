@@ -211,7 +211,6 @@ class QueueMachine(RuleBasedStateMachine):
 def test_state_machine_store_keeps_its_invariants(redis_server: RedisServer) -> None:
     QueueMachine.redis_url = redis_server.url
     QueueMachine.totals = {}
-    started = time.monotonic()
     run_state_machine_as_test(QueueMachine, settings=settings(
         max_examples=100, stateful_step_count=50, deadline=None,
         suppress_health_check=[HealthCheck.too_slow]))  # fmt: skip
@@ -221,4 +220,4 @@ def test_state_machine_store_keeps_its_invariants(redis_server: RedisServer) -> 
         completed=totals.get("completed", 0), dead=totals.get("dead", 0),
         lost=totals.get("lost", 0), duplicate_gpu_calls=0,
         max_results_per_job=totals.get("max_results", 0),
-        recovery_s=time.monotonic() - started))  # run time, no outage  # fmt: skip
+        recovery_s=None))  # fmt: skip
