@@ -9,11 +9,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps lint format types test run bench clean
+.PHONY: help venv system-deps lint format types test soak run bench clean
 
 help:
 	@echo "make run    - local stack on loopback (redis, sim GPUs, smartqueue, nginx)"
 	@echo "make test   - lint, types and all tests"
+	@echo "make soak   - faults in turn under steady load (SOAK_S seconds, default 600)"
 	@echo "make format - apply ruff formatting"
 	@echo "make bench  - benchmarks -> BENCHMARKS.md (BENCH_QUICK=1 for a fast check)"
 
@@ -41,6 +42,11 @@ types: venv
 
 test: venv system-deps lint types
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The soak (RELIABILITY.md): replica kill -9, Redis frozen, Redis kill -9 in turn under load.
+SOAK_S ?= 600
+soak: venv system-deps
+	SMARTQUEUE_SOAK_S=$(SOAK_S) $(BIN)/pytest -s -p no:cacheprovider tests/soak --timeout=$$(($(SOAK_S) + 600))
 
 run: venv system-deps
 	@$(BIN)/smartqueue stack $(RUN_ARGS)
