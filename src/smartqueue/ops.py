@@ -32,7 +32,11 @@ def call_api(
     method: str, url: str, path: str, *, admin: bool = False, token: str | None = None,
     **params: Any,
 ) -> Any:  # fmt: skip
-    """One API call; prints the error's message and exits 1 when it fails."""
+    """One API call; prints the error's message and exits 1 when it fails.
+
+    With `admin`, the admin token (`token`, else SMARTQUEUE_ADMIN_TOKEN, when set) goes along:
+    the operator sees every owner's jobs and the job ids in listings.
+    """
     headers = {}
     token = token or os.environ.get("SMARTQUEUE_ADMIN_TOKEN")
     if admin and token:
@@ -71,19 +75,19 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 def status(url: UrlOption = DEFAULT_URL) -> None:
     """The queue at a glance: depth, in flight, DLQ, consumers, GPUs."""
-    show(call_api("GET", url, "/status"))
+    show(call_api("GET", url, "/status", admin=True))
 
 
 @jobs_app.command("inspect")
 def inspect_job(job_id: str, url: UrlOption = DEFAULT_URL) -> None:
     """A job's record: status, attempts, GPU, timestamps, result or error."""
-    show(call_api("GET", url, f"/status/{job_id}"))
+    show(call_api("GET", url, f"/status/{job_id}", admin=True))
 
 
 @jobs_app.command("cancel")
 def cancel_job(job_id: str, url: UrlOption = DEFAULT_URL) -> None:
     """Cancel a job (a queued one never runs; a running one is aborted)."""
-    show(call_api("POST", url, f"/status/{job_id}/cancel"))
+    show(call_api("POST", url, f"/status/{job_id}/cancel", admin=True))
 
 
 @dlq_app.command("list")
@@ -91,7 +95,7 @@ def list_dlq(
     url: UrlOption = DEFAULT_URL, limit: Annotated[int, typer.Option(min=1, max=1000)] = 100
 ) -> None:
     """Dead jobs with reason, attempts and last error."""
-    show(call_api("GET", url, "/dlq", limit=limit))
+    show(call_api("GET", url, "/dlq", admin=True, limit=limit))
 
 
 @dlq_app.command("retry")

@@ -293,7 +293,7 @@ async function discardEntry(id) {
 function dlqRow(entry) {
   const error = entry.last_error ? `${entry.last_error.type}: ${entry.last_error.message}` : "";
   return el("tr", { "data-entry": entry.id },
-    el("td", {}, entry.id), el("td", {}, entry.job_id), el("td", {}, entry.route),
+    el("td", {}, entry.id), el("td", {}, entry.job_id ?? "(admin only)"), el("td", {}, entry.route),
     el("td", {}, entry.priority), el("td", {}, entry.reason), el("td", {}, entry.attempts),
     el("td", { class: "error" }, error), el("td", {}, ago(entry.dead_at)),
     el("td", {},
