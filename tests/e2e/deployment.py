@@ -34,12 +34,16 @@ class GpuSpec:
     fault: str = "none"
 
 
+ADMIN_TOKEN = "e2e-admin-token"
+
+
 def fast_settings(*, redis_url: str, key_prefix: str) -> Settings:
     """Service settings for tests: quick probes, breakers, retries and maintenance."""
     return Settings(
         redis_url=redis_url, key_prefix=key_prefix, probe_interval_s=0.2, probe_timeout_s=0.5,
         breaker_recovery_s=1.0, retry_base_s=0.05, retry_cap_s=0.5,
         maintenance_interval_s=0.05, job_timeout_s=20.0, shutdown_grace_s=5.0,
+        admin_token=ADMIN_TOKEN, owner_secret="e2e-owner-secret",
     )  # fmt: skip
 
 
@@ -86,8 +90,9 @@ class Deployment:
         return total
 
     async def service_json(self, path: str) -> Any:
-        """GET `path` on the service directly (not through nginx)."""
-        response = await self.http.get(f"{self.service.url}{path}")
+        """GET `path` on the service directly (not through nginx), as the admin."""
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        response = await self.http.get(f"{self.service.url}{path}", headers=admin)
         assert response.status_code == 200, response.text
         return response.json()
 
