@@ -30,20 +30,18 @@ EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 ANY_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "The job: any body, normally an OpenAI chat-completions request.",
+        "description": "The job: any non-empty body, normally an OpenAI chat-completions "
+        "request. A JSON content type needs one JSON object; other types are queued as sent.",
         "content": {
             "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "Any other content type is "
-                    "queued as sent; JSON must be one object",
-                },
+                "schema": {"type": "object"},
                 "example": {
                     "model": "any",
                     "messages": [{"role": "user", "content": "Say hello"}],
                     "max_tokens": 32,
                 },
-            }
+            },
+            "text/plain": {"schema": {"type": "string", "minLength": 1}},
         },
     }
 }
