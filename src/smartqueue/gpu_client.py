@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from smartqueue.sse import split_events
 ChunkSink = Callable[[bytes], Awaitable[None]]
 
 JOB_HEADER = "X-Smartqueue-Job-Id"
+SENDABLE_VALUE = re.compile(r"[\t\x20-\x7e]*")  # what HTTP/1.1 carries as a header value
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class GpuClient:
         try:
             body = with_model(entry.payload, gpu.model)
             headers = self.request_headers(gpu, entry)
+            if not all(SENDABLE_VALUE.fullmatch(value) for value in headers.values()):
+                raise ValueError("a header value is not printable ASCII")
             request = self.http.build_request("POST", gpu.url + entry.path, content=body,
                                               headers=headers)  # fmt: skip
         except (ValueError, TypeError, RecursionError, MemoryError) as error:

@@ -52,6 +52,7 @@ def test_is_retryable_refuses_client_errors_and_oversized_answers(
         (Failure.TIMEOUT, None, True),
         (Failure.PROTOCOL, None, True),
         (Failure.TOO_LARGE, None, False),
+        (Failure.INVALID_REQUEST, None, False),
         (Failure.HTTP, None, True),
         (Failure.HTTP, 500, True),
         (Failure.HTTP, 503, True),
@@ -75,6 +76,7 @@ def test_counts_against_gpu_only_when_the_gpu_looks_unwell(
         (Failure.TIMEOUT, True),
         (Failure.PROTOCOL, True),
         (Failure.TOO_LARGE, True),
+        (Failure.INVALID_REQUEST, False),
     ],
 )
 def test_counts_as_attempt_unless_nothing_was_sent(failure: Failure, expected: bool) -> None:
@@ -136,6 +138,10 @@ def test_exhausted_once_the_first_try_and_every_retry_are_used(
                      RetryLater(2.0, 3), id="last-retry-left"),
         pytest.param(Failure.HTTP, 429, 0, 10.0, 20.0,
                      RetryLater(20.0, 1), id="honours-retry-after"),
+        pytest.param(Failure.INVALID_REQUEST, None, 0, 10.0, None,
+                     DeadLetter(DeadReason.INVALID_REQUEST, 0), id="unsendable-is-final-no-try"),
+        pytest.param(Failure.INVALID_REQUEST, None, 2, 601.0, None,
+                     DeadLetter(DeadReason.INVALID_REQUEST, 2), id="unsendable-never-expires"),
     ],
 )  # fmt: skip
 def test_decide_failure_follows_the_dispatch_rules(
