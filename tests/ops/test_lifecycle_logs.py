@@ -57,7 +57,8 @@ def wait_status(replica: ServiceHandle, job_id: str, wanted: set[str]) -> dict[s
     """Poll the job until its status is one of `wanted`; its record."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        record: dict[str, Any] = httpx.get(f"{replica.url}/status/{job_id}").json()
+        admin = {"Authorization": "Bearer t"}  # tests/engine/conftest.py's admin token
+        record: dict[str, Any] = httpx.get(f"{replica.url}/status/{job_id}", headers=admin).json()
         if record["status"] in wanted:
             return record
         time.sleep(0.05)
@@ -81,7 +82,9 @@ def run_every_lifecycle(replica: ServiceHandle, gpu: SimHandle) -> dict[str, str
     front = httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=SECRETS, timeout=30)
     assert front.status_code == 200, front.text
     low = {"X-Syslog-Model": "dead", "X-Syslog-Priority": "low"}
-    jobs["cancelled"] = httpx.post(f"{url}/enqueue", json=CHAT, headers=low).json()["job_id"]
+    jobs["cancelled"] = httpx.post(f"{url}/enqueue", json=CHAT, headers={**low, **SECRETS}).json()[
+        "job_id"
+    ]  # its owner cancels
     assert httpx.post(f"{url}/enqueue", json=CHAT, headers=low).status_code == 503
     httpx.post(f"{url}/status/{jobs['cancelled']}/cancel", headers=traced)
     jobs["expired"] = httpx.post(f"{url}/enqueue", json=CHAT,
