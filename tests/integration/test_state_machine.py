@@ -82,7 +82,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.run(self.store.aclose())
         self.loop.close()
 
-    @rule(priority=st.sampled_from(list(Priority)))
+    @rule(priority=st.sampled_from(PRIORITY_ORDER))  # interactive priorities (batch: its own path)
     def enqueue(self, priority: Priority) -> None:
         """A new job."""
         job = NewJob(job_id=self.next_id(), route="default", priority=priority, payload=b"{}",
