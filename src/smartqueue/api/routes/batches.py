@@ -32,9 +32,20 @@ from smartqueue.batches import (
     validate_input,
 )
 from smartqueue.errors import BadRequest, Conflict, NotFound
+from smartqueue.models import ErrorBody
 from smartqueue.store import Store
 
-router = APIRouter(tags=["batches"])
+# Every 4xx these routes answer, in the one error shape (tests/fuzz holds the schema to it).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "Unknown endpoint or completion window, or a file of another purpose",
+    },
+    404: {"model": ErrorBody, "description": "No such batch or input file (or another owner's)"},
+    409: {"model": ErrorBody, "description": "The batch already ended"},
+    422: {"model": ErrorBody, "description": "A body or parameter that does not validate"},
+}
+router = APIRouter(tags=["batches"], responses=ERRORS)
 
 
 class BatchCreate(BaseModel):

@@ -18,10 +18,19 @@ from smartqueue.api.deps import BlobsDep, OwnerDep, SettingsDep, StoreDep
 from smartqueue.batches import StoredFile
 from smartqueue.blobs import new_file_id
 from smartqueue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from smartqueue.models import ErrorBody
 from smartqueue.store import Store
 from smartqueue.store.files import Deletion
 
-router = APIRouter(tags=["files"])
+# Every 4xx these routes answer, in the one error shape (tests/fuzz holds the schema to it).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad request"},
+    404: {"model": ErrorBody, "description": "No such file (or another owner's)"},
+    409: {"model": ErrorBody, "description": "The file is the input of a batch"},
+    413: {"model": ErrorBody, "description": "File over the size limit"},
+    422: {"model": ErrorBody, "description": "Missing field or unknown purpose"},
+}
+router = APIRouter(tags=["files"], responses=ERRORS)
 
 UPLOAD_PURPOSES = ("batch",)
 MULTIPART_SLACK_BYTES = 65_536  # the form's own bytes around the file
