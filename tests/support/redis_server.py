@@ -46,16 +46,6 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
-    def freeze(self) -> None:
-        """SIGSTOP the server: connections stay open, nothing is answered (a stalled host)."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        """SIGCONT a frozen server: it works through what it was sent meanwhile."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-
     def stop(self) -> None:
         """Stop the server if it runs (thawed first, so it can)."""
         if self.process is not None:
