@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,20 @@ from smartqueue.config import FleetConfig, load_fleet
 from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def blob_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """File bytes of the Files API go to a temp dir, never the checkout (services started by
+    tests inherit it through the environment)."""
+    path = tmp_path_factory.mktemp("blobs")
+    previous = os.environ.get("SMARTQUEUE_BLOB_DIR")
+    os.environ["SMARTQUEUE_BLOB_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("SMARTQUEUE_BLOB_DIR", None)
+    else:
+        os.environ["SMARTQUEUE_BLOB_DIR"] = previous
 
 
 @pytest.fixture(scope="session")
