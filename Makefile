@@ -27,7 +27,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 system-deps:
-	@scripts/ensure-system-deps.sh redis-server redis-cli nginx chromium promtool
+	@scripts/ensure-system-deps.sh redis-server redis-cli nginx chromium promtool systemd-analyze
 
 lint: venv
 	$(BIN)/ruff check src tests bench

@@ -3,7 +3,7 @@
 # Usage: scripts/ensure-system-deps.sh redis-server nginx chromium promtool ...
 set -euo pipefail
 
-declare -A PACKAGE=([redis-server]=redis-server [redis-cli]=redis-tools [nginx]=nginx
+declare -A PACKAGE=([systemd-analyze]=systemd [redis-server]=redis-server [redis-cli]=redis-tools [nginx]=nginx
                     [chromium]=chromium [promtool]=prometheus)
 missing=()
 for program in "$@"; do

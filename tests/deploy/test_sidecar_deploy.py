@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -14,6 +13,7 @@ from tests.deploy.conftest import DOCKERIGNORE, REPO, SIDECAR_DOCKERFILE, SIDECA
 from tests.deploy.dockerfile import Instruction, env_of, parse_dockerfile, stages
 from tests.deploy.dockerignore import is_excluded, parse_dockerignore
 from tests.deploy.test_dockerfile import PINNED_BASE, ROOT_USERS, copied_sources, run_hadolint
+from tests.support.binaries import require_binary
 
 LIVEZ_CHECK = "urllib.request.urlopen('http://localhost:8090/livez', timeout=4)"
 SIDECAR_SCRIPT = Path(sys.executable).parent / "smartqueue-sidecar"
@@ -135,9 +135,7 @@ def test_sidecar_unit_allows_gpu_devices_and_serves_8090() -> None:
 
 
 def test_sidecar_unit_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    analyze = require_binary("systemd-analyze")
     (command,) = unit_settings()["Service.ExecStart"]
     unit = tmp_path / SIDECAR_UNIT.name  # the same unit, run from this venv's script
     unit.write_text(SIDECAR_UNIT.read_text().replace(command.split()[0], str(SIDECAR_SCRIPT)))
