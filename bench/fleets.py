@@ -92,7 +92,7 @@ def write_fleet_files(spec: FleetSpec, directory: Path) -> Path:
     """fleet.yaml on free loopback ports, with sim-profiles.yaml beside it; the fleet path."""
     directory.mkdir(parents=True, exist_ok=True)
     gpus: list[dict[str, Any]] = []
-    for priority, gpu in enumerate(spec.gpus, start=1):
+    for gpu in spec.gpus:
         gpus.append(
             {
                 "name": gpu.name,
@@ -101,7 +101,6 @@ def write_fleet_files(spec: FleetSpec, directory: Path) -> Path:
                 "engine": gpu.engine,
                 "model": gpu.model,
                 "slots": gpu.slots,
-                "priority": priority,
                 "vram_total_mb": gpu.vram_total_mb,
             }
         )

@@ -272,7 +272,7 @@ def write_fleet(path: Path, gpus: list[dict[str, Any]], *, profiles: Mapping[str
 
 
 def gpu_entry(
-    sim: Sim, *, slots: int, model: str = "sim-model", priority: int = 1
+    sim: Sim, *, slots: int, model: str = "sim-model"
 ) -> dict[str, Any]:
     """A fleet-file GPU for a running sim (llama.cpp engine)."""
     return {
@@ -282,6 +282,5 @@ def gpu_entry(
         "engine": "llamacpp",
         "model": model,
         "slots": slots,
-        "priority": priority,
         "vram_total_mb": 24576,
     }

@@ -57,6 +57,9 @@ def main() -> None:
     }
     options.out.with_name("bench-results.json").write_text(json.dumps(raw, indent=1) + "\n")
     print(f"wrote {options.out} in {elapsed_s / 60:.1f} min")
+    failed = [section.title for section in sections if section.title.endswith(": FAILED")]
+    if failed:
+        sys.exit(f"benchmarks that failed (see {options.out}): {', '.join(failed)}")
 
 
 def run_one(name: str, config: BenchConfig) -> Section:
