@@ -104,6 +104,7 @@ def start_stack(stack: ExitStack, workdir: Path, *, speed: float) -> str:
            "SMARTQUEUE_FLEET": str(fleet), "SMARTQUEUE_BLOB_DIR": str(workdir / "blobs"),
            "SMARTQUEUE_QUEUE_OPEN_DEPTH": "100000", "SMARTQUEUE_CEILING_LOW": "100000",
            "SMARTQUEUE_CEILING_NORMAL": "100000", "SMARTQUEUE_CEILING_HIGH": "100000",
+           "SMARTQUEUE_QUEUE_MAX_DEPTH": "100000",
            "SMARTQUEUE_QUEUE_OVERLOAD_DEPTH": "100000", "SMARTQUEUE_QUEUE_WARN_DEPTH": "100000",
            "SMARTQUEUE_PROBE_INTERVAL_S": "0.5"}  # fmt: skip
     stack.enter_context(process([sys.executable, "-m", "smartqueue", "serve", "--host", LOOPBACK,

@@ -34,6 +34,7 @@ NO_BACKPRESSURE = {
     "SMARTQUEUE_CEILING_LOW": "100000000",
     "SMARTQUEUE_CEILING_NORMAL": "100000000",
     "SMARTQUEUE_CEILING_HIGH": "100000000",
+    "SMARTQUEUE_QUEUE_MAX_DEPTH": "100000000",
 }
 
 
@@ -271,9 +272,7 @@ def write_fleet(path: Path, gpus: list[dict[str, Any]], *, profiles: Mapping[str
     return path
 
 
-def gpu_entry(
-    sim: Sim, *, slots: int, model: str = "sim-model"
-) -> dict[str, Any]:
+def gpu_entry(sim: Sim, *, slots: int, model: str = "sim-model") -> dict[str, Any]:
     """A fleet-file GPU for a running sim (llama.cpp engine)."""
     return {
         "name": sim.name,
