@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import Enum
 
 from smartqueue.models import ErrorInfo, JobStatus, Priority
 
 DEFAULT_PATH = "/v1/chat/completions"
+SIZE_FIELDS = ("in", "out")  # entry fields: estimated prompt tokens, the request's max_tokens
+
+
+def size_fields(prompt_tokens: int, max_tokens: int | None) -> list[str]:
+    """A waiting entry's size fields (only those known), for the planner."""
+    fields = ["in", str(prompt_tokens)] if prompt_tokens > 0 else []
+    return fields + (["out", str(max_tokens)] if max_tokens else [])
 
 
 @dataclass(frozen=True)
@@ -64,15 +72,43 @@ class StreamEntry:
                                      "headers", json.dumps(self.headers)]  # fmt: skip
         if self.path != DEFAULT_PATH:
             fields += ["path", self.path]
+        for name in SIZE_FIELDS:
+            if self.fields.get(name):
+                fields += [name, self.fields[name]]
         return fields
 
 
 @dataclass(frozen=True)
+class WaitingEntry:
+    """A waiting job as the planner sees it: where it waits, since when, and its size."""
+
+    stream: str
+    priority: Priority
+    route: str
+    entry_id: str
+    job_id: str
+    prompt_tokens: int = 0  # estimated from the payload; 0 when unknown
+    max_tokens: int | None = None  # the request's own limit; None when it set none
+
+    @property
+    def enqueued_at(self) -> float:
+        """When it entered its stream (epoch seconds, from the entry id)."""
+        return int(self.entry_id.split("-", 1)[0]) / 1000
+
+
+class TakeRefused(Enum):
+    """Why a take got no job: the GPU is full (or its breaker closed), or the entry is gone."""
+
+    GPU_FULL = "gpu_full"
+    GONE = "gone"
+
+
+@dataclass(frozen=True)
 class TakenJob:
-    """A job a consumer took from a stream, with a slot on `gpu`."""
+    """A job a consumer took for `gpu`, with a slot on it; `entry` is its running entry."""
 
     entry: StreamEntry
-    stream: str
+    stream: str  # the running stream
     priority: Priority
     route: str
     gpu: str

@@ -1,4 +1,4 @@
-"""The batch scripts on their own: a request fed once, its line kept once, batch never aged."""
+"""The batch scripts on their own: a request fed once, its line kept once."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ async def test_batch_line_of_a_custom_id_is_kept_once(
     runner: Scripts, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     keys = Keys(key_prefix)
-    stream = keys.stream(Priority.BATCH, "r")
+    stream = keys.running
     await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
 
     async def end(job_id: str, text: bytes) -> object:
@@ -61,8 +61,9 @@ async def test_batch_line_of_a_custom_id_is_kept_once(
         await redis_client.xreadgroup(GROUP, "c", {stream: ">"}, count=1)
         await redis_client.hset(keys.job(job_id), "status", "processing")
         return await runner.run(scripts.finish(
-            record=keys.job(job_id), slots_key=keys.slots("g"), events=keys.events(job_id),
-            held=Held(stream, GROUP, "c", entry, job_id), channel=keys.done_channel,
+            record=keys.job(job_id), slots_key=keys.slots("g"), ends=keys.ends("g"),
+            events=keys.events(job_id), held=Held(stream, GROUP, "c", entry, job_id),
+            channel=keys.done_channel,
             change=Change(JobStatus.COMPLETED, 60),
             line=BatchLine(keys.batch_lines("b1"), keys.batch("b1"), "same", "completed", text),
         ))  # fmt: skip
@@ -72,23 +73,3 @@ async def test_batch_line_of_a_custom_id_is_kept_once(
 
     assert await redis_client.hgetall(keys.batch_lines("b1")) == {b"same": b"completed:first"}
     assert await redis_client.hget(keys.batch("b1"), "completed") == b"1"
-
-
-async def test_take_never_ages_a_batch_request_above_interactive_work(
-    runner: Scripts, redis_client: aioredis.Redis, key_prefix: str
-) -> None:
-    keys = Keys(key_prefix)
-    streams = [(keys.stream(p, "r"), Counter.of(p, "r"), rank)
-               for rank, p in enumerate((Priority.LOW, Priority.BATCH), start=2)]  # fmt: skip
-    for stream, _, _ in streams:
-        await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    await redis_client.xadd(streams[1][0], {"job_id": "old-batch"})
-    await redis_client.xadd(streams[0][0], {"job_id": "new-low"})
-
-    reply = await runner.run(scripts.take(
-        slots_key=keys.slots("g"), breaker=keys.breaker("g"), counts=keys.counts,
-        streams=streams, group=GROUP, consumer="c", slots=4, lease_ms=1000, aging_ms=0,
-        probe=False,
-    ))  # fmt: skip
-
-    assert reply[0] == 1, "the low job, though the batch request waited longer than aging_ms"

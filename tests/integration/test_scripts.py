@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -79,7 +80,7 @@ async def test_ownership_refuses_a_commit_from_a_consumer_that_does_not_hold_the
     runner: Scripts, redis_client: aioredis.Redis, key_prefix: str
 ) -> None:
     keys = Keys(key_prefix)
-    stream = keys.stream(Priority.NORMAL, "r")
+    stream = keys.running
     await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
     added = await redis_client.xadd(stream, {"job_id": "job1"})
     entry = added.decode() if isinstance(added, bytes) else added
@@ -88,8 +89,9 @@ async def test_ownership_refuses_a_commit_from_a_consumer_that_does_not_hold_the
 
     def finish(consumer: str) -> scripts.ScriptCall:
         return scripts.finish(
-            record=keys.job("job1"), slots_key=keys.slots("g"), events=keys.events("job1"),
-            held=Held(stream, GROUP, consumer, entry, "job1"), channel=keys.done_channel,
+            record=keys.job("job1"), slots_key=keys.slots("g"), ends=keys.ends("g"),
+            events=keys.events("job1"), held=Held(stream, GROUP, consumer, entry, "job1"),
+            channel=keys.done_channel,
             change=Change(JobStatus.COMPLETED, 60, {"result": "x"}),
         )  # fmt: skip
 
@@ -111,25 +113,30 @@ async def test_take_rereads_the_breaker_in_the_same_step(
 ) -> None:  # fmt: skip
     keys = Keys(key_prefix)
     stream = keys.stream(Priority.NORMAL, "r")
-    await redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    await redis_client.xadd(stream, {"job_id": "job1"})
+    added = cast(bytes, await redis_client.xadd(stream, {"job_id": "job1"}))
+    await _record(redis_client, keys, "job1", "queued")
     await redis_client.hset(keys.breaker("g"), mapping={"state": state, "version": 1})
+    target = scripts.TakeTarget(stream, Counter.of(Priority.NORMAL, "r"), added.decode(), "job1",
+                                keys.job("job1"), keys.events("job1"))  # fmt: skip
 
     reply = await runner.run(scripts.take(
         slots_key=keys.slots("g"), breaker=keys.breaker("g"), counts=keys.counts,
-        streams=[(stream, Counter.of(Priority.NORMAL, "r"), 1)], group=GROUP, consumer="c1",
-        slots=1, lease_ms=60_000, aging_ms=60_000, probe=probe,
+        ends=keys.ends("g"), running=keys.running, target=target, group=GROUP, consumer="c1",
+        slots=1, lease_ms=60_000, probe=probe, gpu="g", started_at=time.time(),
+        channel=keys.done_channel, predicted_end_ms=None,
     ))  # fmt: skip
 
-    assert bool(reply) is takes
+    assert (reply[0] == 1) is takes
     assert await redis_client.zcard(keys.slots("g")) == (1 if takes else 0)
+    assert await redis_client.xlen(stream) == (0 if takes else 1), "a refused take moves nothing"
 
 
 def test_every_key_of_a_deployment_shares_one_hash_tag() -> None:
     keys = Keys("sq")
     names = [keys.stream(Priority.NORMAL, "r"), keys.job("j"), keys.events("j"), keys.dlq,
              keys.delayed, keys.wake, keys.slots("g"), keys.breaker("g"), keys.consumers,
-             keys.consumer("c"), keys.idempotency("d")]  # fmt: skip
+             keys.consumer("c"), keys.idempotency("d"), keys.running, keys.ends("g"),
+             keys.speed("g")]  # fmt: skip
     assert all(name.startswith("{sq}:") for name in names)
 
 
@@ -137,7 +144,7 @@ async def test_scripts_load_on_a_fresh_server(redis_server: RedisServer) -> None
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         loaded = Scripts(client)
-        reply = await loaded.run(scripts.reconcile(counts="{x}:counts", streams=[], group=GROUP))
+        reply = await loaded.run(scripts.reconcile(counts="{x}:counts", streams=[]))
         assert reply == 0
     finally:
         await client.aclose()

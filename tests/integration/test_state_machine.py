@@ -193,8 +193,9 @@ class QueueMachine(RuleBasedStateMachine):
     async def _places(self) -> dict[str, list[str]]:
         keys, redis = self.store.keys, self.store.redis
         places: dict[str, list[str]] = {}
-        for priority in PRIORITY_ORDER:
-            for _, fields in cast(RawEntries, await redis.xrange(keys.stream(priority, "default"))):
+        streams = [keys.stream(priority, "default") for priority in PRIORITY_ORDER]
+        for stream in [*streams, keys.running]:  # waiting, or taken and not yet handled
+            for _, fields in cast(RawEntries, await redis.xrange(stream)):
                 places.setdefault(fields[b"job_id"].decode(), []).append("stream")
         for member in cast(list[bytes], await redis.zrange(keys.delayed, 0, -1)):
             places.setdefault(member.decode(), []).append("delayed")

@@ -13,11 +13,10 @@ import redis.asyncio as aioredis
 from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority, new_job_id
-from smartqueue.queue import Lease, NewJob, StreamEntry, TakenJob
+from smartqueue.queue import Lease, NewJob, TakenJob, TakeRefused
 from smartqueue.store import Store, scripts
 from smartqueue.store.keys import GROUP
 from smartqueue.store.scripts import Change, Held, Scripts
-from tests.support.entries import read_entry
 from tests.support.redis_server import RedisServer
 
 
@@ -55,29 +54,24 @@ async def claim(
                                    lease=lease, probe=probe)  # fmt: skip
 
 
-async def take(store: Store, job: NewJob) -> StreamEntry:
-    """Read the job's entry as a consumer would."""
-    return await read_entry(store.redis, store.keys.stream(job.priority, job.route))
-
-
-async def test_job_enqueued_before_the_group_exists_is_read_by_a_later_consumer(
+async def test_job_enqueued_before_the_group_exists_is_taken_by_a_later_consumer(
     store: Store,
 ) -> None:
     job = new_job()
     assert (await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)).accepted
 
-    await store.ensure_groups()
-    entry = await take(store, job)
+    taken = await claim(store, routes=["default"])
 
-    assert entry.job_id == job.job_id
-    assert entry.payload == job.payload
+    assert taken is not None
+    assert taken.entry.job_id == job.job_id
+    assert taken.entry.payload == job.payload
 
 
 async def test_ensure_groups_twice_is_harmless(store: Store) -> None:
     await store.ensure_groups()
     await store.ensure_groups()
 
-    groups = await store.redis.xinfo_groups(store.keys.stream(Priority.LOW, "light"))
+    groups = await store.redis.xinfo_groups(store.keys.running)
     assert [group["name"] for group in groups] == [GROUP.encode()]
 
 
@@ -183,7 +177,7 @@ async def test_lifecycle_guard_keeps_a_terminal_status_and_never_moves_backwards
     assert await store.jobs.cancel(job.job_id, now=time.time()) is None
     call = scripts.finish(
         record=store.keys.job(job.job_id), slots_key=store.keys.slots("amdpve"),
-        events=store.keys.events(job.job_id),
+        ends=store.keys.ends("amdpve"), events=store.keys.events(job.job_id),
         held=Held(taken.stream, GROUP, "c1", taken.entry.entry_id, job.job_id),
         channel=store.keys.done_channel, change=Change(JobStatus.DEAD, 600),
     )  # fmt: skip
@@ -191,23 +185,23 @@ async def test_lifecycle_guard_keeps_a_terminal_status_and_never_moves_backwards
     assert (await store.jobs.get(job.job_id)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
 
 
-async def test_start_script_moves_only_a_queued_job_to_processing(
+async def test_take_starts_only_a_queued_job_and_drops_a_stale_entry(
     store: Store, redis_client: aioredis.Redis
 ) -> None:
-    """START is the guard between taking an entry and running it: a cancelled job never runs."""
+    """TAKE is the guard between a waiting entry and running it: a cancelled job never runs."""
     await store.ensure_groups()
     job = new_job()
     await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
-    entry = await take(store, job)
+    (waiting,) = await store.claims.peek(["default"], window=8)
     await redis_client.hset(store.keys.job(job.job_id), "status", "cancelled")
-    held = Held(store.keys.stream(job.priority, job.route), GROUP, "c1", entry.entry_id,
-                job.job_id)  # fmt: skip
-    call = scripts.start(record=store.keys.job(job.job_id), events=store.keys.events(job.job_id),
-                         slots_key=store.keys.slots("amdpve"), held=held, gpu="amdpve",
-                         channel=store.keys.done_channel, started_at=time.time())  # fmt: skip
 
-    assert await Scripts(store.redis).run(call) == [0]
-    assert await store.overview.in_flight() == 0, "the entry was handled"
+    taken = await store.claims.take_entry(waiting, gpu="amdpve", slots=4, consumer="c1",
+                                          lease=LEASE)  # fmt: skip
+
+    assert taken is TakeRefused.GONE
+    assert await store.overview.in_flight() == 0, "nothing runs"
+    assert await redis_client.xlen(waiting.stream) == 0, "the stale entry is gone"
+    assert (await store.overview.depths())[job.priority] == 0, "and counted out"
     assert (await store.jobs.get(job.job_id)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
 
 
@@ -219,8 +213,8 @@ async def test_cancel_queued_removes_the_entry_so_it_never_runs(store: Store) ->
     assert await store.jobs.cancel(job.job_id, now=time.time()) is JobStatus.QUEUED
     assert await store.jobs.cancel(job.job_id, now=time.time()) is None
 
-    stream = store.keys.stream(job.priority, job.route)
-    assert await store.redis.xreadgroup(GROUP, "c1", {stream: ">"}, count=1) == []
+    assert await store.redis.xlen(store.keys.stream(job.priority, job.route)) == 0
+    assert await claim(store, routes=["default"]) is None
     assert (await store.jobs.get(job.job_id)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
 
 
@@ -339,8 +333,7 @@ async def test_take_recreates_lost_consumer_groups(store: Store) -> None:
     await store.ensure_groups()
     job = new_job()
     await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
-    for stream in store.keys.streams(store.routes):
-        await store.redis.xgroup_destroy(stream, GROUP)
+    await store.redis.xgroup_destroy(store.keys.running, GROUP)
 
     taken = await claim(store, routes=["default"], slots=4, lease=LEASE)
 
@@ -372,3 +365,17 @@ async def test_cancel_after_a_retry_removes_the_current_entry(store: Store) -> N
 
     assert await store.jobs.cancel(job.job_id, now=time.time()) is JobStatus.QUEUED
     assert await store.overview.depths() == {Priority.HIGH: 0, Priority.NORMAL: 0, Priority.LOW: 0}
+
+
+async def test_take_never_ages_a_batch_request_above_interactive_work(store: Store) -> None:
+    old_batch = new_job_id()  # fed as the batch runner feeds a request, before the low job
+    await store.redis.xadd(store.keys.stream(Priority.BATCH, "default"), {"job_id": old_batch})
+    await store.redis.hset(store.keys.job(old_batch), mapping={"status": "queued"})
+    new_low = new_job(priority=Priority.LOW)
+    await store.submissions.enqueue(new_low, ceiling=40, everywhere_ceiling=10_000)
+
+    taken = await store.claims.take("amdpve", slots=4, routes=["default"], consumer="c",
+                                    lease=Lease(lease_ms=1000, aging_ms=0))  # fmt: skip
+
+    assert taken is not None
+    assert taken.job_id == new_low.job_id, "the low job, though the batch request aged"

@@ -1,14 +1,21 @@
 """The job store: the only package that talks to Redis.
 
 `Store` composes one part per concept, each in its own module: `submissions` (admission and
-enqueue), `jobs` (records, results, position, cancel), `claims` (take, renew, commit, retry,
-reclaim, expiry), `dlq`, `breakers`, `consumers`, `events`, `overview`, and for the Batch API
+enqueue), `jobs` (records, results, position, cancel), `claims` (peek, take, renew, commit, retry,
+reclaim, expiry), `dlq`, `breakers`, `consumers`, `events`, `overview`, `speeds` (each GPU's
+learned speed), and for the Batch API
 `files` (records; the bytes are in the blob directory) and `batches` (feeding, ending). Every
 multi-key change is one Lua script (lua/, built in scripts.py); every key name is in keys.py.
 
 Data model:
 - one stream per (priority, route) holds jobs waiting for dispatch; each entry carries the job
-  id, the request body and the allow-listed headers. One consumer group reads them all.
+  id, the request body, the allow-listed headers and the job's size (estimated prompt tokens,
+  max_tokens). These streams have no consumer group: the dispatcher reads a window of them
+  without payloads (PEEK) and takes the entry its planner chose, in any order (TAKE).
+- TAKE moves the entry to the one `running` stream, read by the one consumer group in the same
+  step: its pending list says who holds each running job (renewal, reclaim of a silent
+  consumer's jobs, refusal of a late commit). Per GPU, a sorted set holds the slot leases and a
+  hash the running jobs' predicted ends; a hash per GPU holds its learned speed.
 - one small hash per job is its record (status, route, priority, attempts, timestamps, result);
   queued and running records never expire, terminal ones expire on their own after a TTL.
 - the dead-letter queue is a stream of its own; moving a job there is one XADD.
@@ -43,6 +50,7 @@ from smartqueue.store.jobs import Jobs
 from smartqueue.store.keys import Keys
 from smartqueue.store.overview import Overview
 from smartqueue.store.scripts import Scripts
+from smartqueue.store.speeds import Speeds
 from smartqueue.store.submissions import Submissions
 
 __all__ = ["Store"]
@@ -81,6 +89,7 @@ class Store:
         self.overview = Overview(context)
         self.files = Files(context)
         self.batches = Batches(context)
+        self.speeds = Speeds(context)
 
     @classmethod
     def connect(cls, settings: Settings, *, routes: list[str]) -> Store:
@@ -107,5 +116,5 @@ class Store:
         await self.redis.ping()
 
     async def ensure_groups(self) -> None:
-        """Create the consumer group on every job stream (harmless when they exist)."""
+        """Create the running stream's consumer group (harmless when it exists)."""
         await self.claims.ensure_groups()

@@ -10,7 +10,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from smartqueue.models import DISPATCH_ORDER, ErrorInfo, JobStatus, Priority
-from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob
+from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import scripts
 from smartqueue.store.codec import entry_from_raw, pairs, text
 from smartqueue.store.connection import translate_errors
@@ -34,13 +34,13 @@ class Claims:
 
     @translate_errors
     async def ensure_groups(self) -> None:
-        """Create the consumer group on every job stream, at id 0 so no earlier job is missed."""
-        for stream in self.context.keys.streams(self.context.routes):
-            try:
-                await self.context.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except ResponseError as error:
-                if "BUSYGROUP" not in str(error):
-                    raise
+        """Create the consumer group on the running stream (at id 0: no taken job is missed)."""
+        try:
+            await self.context.redis.xgroup_create(self.context.keys.running, GROUP, id="0",
+                                                   mkstream=True)  # fmt: skip
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
 
     def _held(self, job: TakenJob, consumer: str) -> Held:
         return Held(job.stream, GROUP, consumer, job.entry.entry_id, job.job_id)
@@ -56,61 +56,74 @@ class Claims:
     # --- taking ------------------------------------------------------------------------------
 
     @translate_errors
+    async def peek(self, routes: list[str], *, window: int) -> list[WaitingEntry]:
+        """The first `window` waiting jobs of each (priority, route) stream of `routes`."""
+        candidates = self.gpu_streams(routes)
+        call = scripts.peek(streams=[stream for stream, _, _ in candidates], window=window)
+        found = cast(list[Any], await self.context.scripts.run(call))
+        waiting = []
+        for at in range(0, len(found), 5):
+            index, entry_id, job_id, prompt_tokens, max_tokens = found[at : at + 5]
+            stream, priority, route = candidates[int(index) - 1]
+            waiting.append(WaitingEntry(stream, priority, route, text(entry_id) or "",
+                                        text(job_id) or "", int(prompt_tokens or 0),
+                                        int(max_tokens) if max_tokens else None))  # fmt: skip
+        return waiting
+
+    @translate_errors
+    async def take_entry(
+        self, waiting: WaitingEntry, *, gpu: str, slots: int, consumer: str, lease: Lease,
+        probe: bool = False, predicted_end: float | None = None,
+    ) -> TakenJob | TakeRefused:  # fmt: skip
+        """Take `waiting` for `gpu` with a slot on it and start it (queued -> processing).
+
+        Refused while the GPU is full or its breaker is open (half-open unless `probe`: the
+        caller holds the half-open claim), and when another consumer took the entry first.
+        """
+        keys = self.context.keys
+        target = scripts.TakeTarget(
+            waiting.stream, Counter.of(waiting.priority, waiting.route), waiting.entry_id,
+            waiting.job_id, keys.job(waiting.job_id), keys.events(waiting.job_id),
+        )  # fmt: skip
+        call = scripts.take(
+            slots_key=keys.slots(gpu), breaker=keys.breaker(gpu), counts=keys.counts,
+            ends=keys.ends(gpu), running=keys.running, target=target, group=GROUP,
+            consumer=consumer, slots=slots, lease_ms=lease.lease_ms, probe=probe, gpu=gpu,
+            started_at=time.time(), channel=keys.done_channel,
+            predicted_end_ms=None if predicted_end is None else int(predicted_end * 1000),
+        )  # fmt: skip
+        reply = await self.context.scripts.run(call)
+        if int(reply[0]) == 0:
+            return TakeRefused.GPU_FULL
+        if int(reply[0]) < 0:
+            return TakeRefused.GONE
+        _, entry_id, raw_fields, deliveries, attempts, created_at = reply
+        entry = entry_from_raw(entry_id, pairs(raw_fields))
+        return TakenJob(entry, keys.running, waiting.priority, waiting.route, gpu,
+                        int(deliveries), int(attempts), float(created_at))  # fmt: skip
+
     async def take(
         self, gpu: str, *, slots: int, routes: list[str], consumer: str, lease: Lease,
         probe: bool = False,
     ) -> TakenJob | None:  # fmt: skip
-        """The next job `gpu` should run among `routes`, with a slot on it; None if none.
+        """The oldest job of the best class among `routes` for `gpu` (a job waiting `aging_ms`
+        ranks as high, batch never), with a slot on it; None when none can be taken.
 
-        Nothing is taken while the GPU's breaker is open, or half-open unless `probe` (the
-        caller holds the half-open claim).
+        The strict-FIFO take, for tools and tests; the dispatcher takes what its planner chose.
         """
-        candidates = self.gpu_streams(routes)
-        keys = self.context.keys
-        call = scripts.take(
-            slots_key=keys.slots(gpu), breaker=keys.breaker(gpu), counts=keys.counts,
-            streams=[(stream, Counter.of(priority, route), DISPATCH_ORDER.index(priority))
-                     for stream, priority, route in candidates],
-            group=GROUP, consumer=consumer, slots=slots, lease_ms=lease.lease_ms,
-            aging_ms=lease.aging_ms, probe=probe,
-        )  # fmt: skip
         while True:
-            reply = await self._take_entry(call)
-            if not reply:
+            heads = await self.peek(routes, window=1)
+            if not heads:
                 return None
-            index, entry_id, raw_fields = reply
-            stream, priority, route = candidates[int(index) - 1]
-            entry = entry_from_raw(entry_id, pairs(raw_fields))
-            started = await self._start(entry, stream, gpu=gpu, consumer=consumer)
-            if started is not None:
-                deliveries, attempts, created_at = started
-                return TakenJob(entry, stream, priority, route, gpu, deliveries, attempts,
-                                created_at)  # fmt: skip
-
-    async def _take_entry(self, call: scripts.ScriptCall) -> Any:
-        try:
-            return await self.context.scripts.run(call)
-        except ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-        await self.ensure_groups()  # Redis lost its groups (flushed, or restored)
-        return await self.context.scripts.run(call)
-
-    async def _start(
-        self, entry: StreamEntry, stream: str, *, gpu: str, consumer: str
-    ) -> tuple[int, int, float] | None:
-        """queued -> processing; None when the job no longer waits (its entry is handled)."""
-        keys = self.context.keys
-        held = Held(stream, GROUP, consumer, entry.entry_id, entry.job_id)
-        call = scripts.start(
-            record=keys.job(entry.job_id), events=keys.events(entry.job_id),
-            slots_key=keys.slots(gpu), held=held, gpu=gpu, channel=keys.done_channel,
-            started_at=time.time(),
-        )  # fmt: skip
-        reply = await self.context.scripts.run(call)
-        if not int(reply[0]):
-            return None
-        return int(reply[1]), int(reply[2]), float(reply[3])
+            now = time.time()
+            head = min(heads, key=lambda entry: (_rank(entry, now=now, lease=lease),
+                                                 entry.enqueued_at))  # fmt: skip
+            taken = await self.take_entry(head, gpu=gpu, slots=slots, consumer=consumer,
+                                          lease=lease, probe=probe)  # fmt: skip
+            if taken is TakeRefused.GPU_FULL:
+                return None
+            if isinstance(taken, TakenJob):
+                return taken
 
     @translate_errors
     async def renew(self, job: TakenJob, *, consumer: str, lease: Lease) -> bool:
@@ -133,7 +146,7 @@ class Claims:
         """
         keys = self.context.keys
         call = scripts.finish(
-            record=keys.job(job.job_id), slots_key=keys.slots(job.gpu),
+            record=keys.job(job.job_id), slots_key=keys.slots(job.gpu), ends=keys.ends(job.gpu),
             events=keys.events(job.job_id), held=self._held(job, consumer),
             channel=keys.done_channel,
             change=self.context.change(target, updates), line=self._line(job, line),
@@ -147,9 +160,8 @@ class Claims:
         """Put the job aside until `due_ms` (processing -> retrying); False when refused."""
         keys = self.context.keys
         call = scripts.retry_later(
-            record=keys.job(job.job_id), slots_key=keys.slots(job.gpu), delayed=keys.delayed,
-            events=keys.events(job.job_id), counts=keys.counts,
-            counter=Counter.of(job.priority, job.route), held=self._held(job, consumer),
+            record=keys.job(job.job_id), slots_key=keys.slots(job.gpu), ends=keys.ends(job.gpu),
+            delayed=keys.delayed, events=keys.events(job.job_id), held=self._held(job, consumer),
             channel=keys.done_channel, due_ms=due_ms,
             change=self.context.change(JobStatus.RETRYING, updates),
         )  # fmt: skip
@@ -180,7 +192,7 @@ class Claims:
         keys = self.context.keys
         call = scripts.dead_letter(
             record=keys.job(job.job_id), dlq=keys.dlq, slots_key=keys.slots(job.gpu),
-            events=keys.events(job.job_id), held=self._held(job, consumer),
+            ends=keys.ends(job.gpu), events=keys.events(job.job_id), held=self._held(job, consumer),
             channel=keys.done_channel, dlq_fields=dlq_fields,
             change=self.context.change(JobStatus.DEAD, updates), line=self._line(job, line),
         )  # fmt: skip
@@ -217,7 +229,7 @@ class Claims:
         """
         candidates = [candidate for candidate in self.gpu_streams(self.context.routes)
                       if candidate[1] is not Priority.BATCH]  # fmt: skip
-        call = scripts.expiring(streams=[stream for stream, _, _ in candidates], group=GROUP,
+        call = scripts.expiring(streams=[stream for stream, _, _ in candidates],
                                 cutoff_ms=int((now - max_wait_s) * 1000), limit=limit)  # fmt: skip
         found = cast(list[Any], await self.context.scripts.run(call))
         by_stream: dict[int, list[ExpiredEntry]] = {}
@@ -234,7 +246,7 @@ class Claims:
             stream, priority, route = candidates[index]
             call = scripts.expire(
                 stream=stream, dlq=keys.dlq, counts=keys.counts,
-                counter=Counter.of(priority, route), group=GROUP, channel=keys.done_channel,
+                counter=Counter.of(priority, route), channel=keys.done_channel,
                 ttl_s=self.context.terminal_ttl_s, now=now, error=error,
                 priority=priority.value, route=route, entries=entries,
                 events_ttl_s=self.context.events_ttl_s,
@@ -247,27 +259,26 @@ class Claims:
     async def reclaim(
         self, *, consumer: str, min_idle_ms: int, count: int = 20
     ) -> list[tuple[TakenJob, int]]:
-        """Take over entries whose consumer went silent (XAUTOCLAIM), with how often each was."""
-        reclaimed: list[tuple[TakenJob, int]] = []
-        for stream, priority, route in self.gpu_streams(self.context.routes):
-            reply: list[Any] = await self.context.redis.xautoclaim(
-                stream, GROUP, consumer, min_idle_ms, "0-0", count=count
-            )
-            for entry_id, raw in reply[1]:
-                entry = entry_from_raw(entry_id, raw)
-                reclaimed.append(await self._reclaimed(entry, stream, priority, route))
-        return reclaimed
+        """Take over running entries whose consumer went silent (XAUTOCLAIM), with how often
+        each job was."""
+        running = self.context.keys.running
+        reply: list[Any] = await self.context.redis.xautoclaim(
+            running, GROUP, consumer, min_idle_ms, "0-0", count=count
+        )
+        return [await self._reclaimed(entry_from_raw(entry_id, raw)) for entry_id, raw in reply[1]]
 
-    async def _reclaimed(
-        self, entry: StreamEntry, stream: str, priority: Priority, route: str
-    ) -> tuple[TakenJob, int]:
+    async def _reclaimed(self, entry: StreamEntry) -> tuple[TakenJob, int]:
         record = self.context.keys.job(entry.job_id)
         redis = self.context.redis
         reclaims = await redis.hincrby(record, "reclaims", 1)
-        meta = await redis.hmget(record, ["gpu", "deliveries", "attempts", "created_at"])
-        gpu, deliveries, attempts, created = (text(v) or "0" for v in cast(list[Any], meta))
-        job = TakenJob(entry, stream, priority, route, gpu, int(deliveries), int(attempts),
-                       float(created))  # fmt: skip
+        meta = await redis.hmget(record, ["gpu", "deliveries", "attempts", "created_at",
+                                          "priority", "route"])  # fmt: skip
+        gpu, deliveries, attempts, created, priority, route = (
+            text(value) or "" for value in cast(list[Any], meta)
+        )
+        job = TakenJob(entry, self.context.keys.running, Priority(priority or "normal"), route,
+                       gpu, int(deliveries or 0), int(attempts or 0),
+                       float(created or 0))  # fmt: skip
         return job, int(reclaims)
 
     @translate_errors
@@ -276,7 +287,7 @@ class Claims:
         keys = self.context.keys
         candidates = self.gpu_streams(self.context.routes)
         streams = [(stream, Counter.of(priority, route)) for stream, priority, route in candidates]
-        call = scripts.reconcile(counts=keys.counts, streams=streams, group=GROUP)
+        call = scripts.reconcile(counts=keys.counts, streams=streams)
         return int(await self.context.scripts.run(call))
 
     @translate_errors
@@ -286,14 +297,35 @@ class Claims:
         await self.context.redis.blpop([self.context.keys.wake], timeout=timeout)
 
     @translate_errors
-    async def slots_in_use(self, gpus: list[str], *, now: float) -> dict[str, int]:
-        """Live slot reservations per GPU, across every replica."""
+    async def running_on(self, gpus: list[str], *, now: float) -> dict[str, list[float | None]]:
+        """Per GPU, its live slot reservations across every replica, each with the predicted
+        end (epoch seconds) of the job holding it; None when it has none."""
         now_ms = int(now * 1000)
+        keys = self.context.keys
         async with self.context.redis.pipeline(transaction=False) as pipe:
             for gpu in gpus:
-                pipe.zcount(self.context.keys.slots(gpu), now_ms, "+inf")
-            counts = await pipe.execute()
-        return {gpu: int(count) for gpu, count in zip(gpus, counts, strict=True)}
+                pipe.zrangebyscore(keys.slots(gpu), now_ms, "+inf")
+                pipe.hgetall(keys.ends(gpu))
+            replies = await pipe.execute()
+        running: dict[str, list[float | None]] = {}
+        for index, gpu in enumerate(gpus):
+            holders = cast(list[bytes], replies[2 * index])
+            ends = cast(dict[bytes, bytes], replies[2 * index + 1])
+            running[gpu] = [int(ends[holder]) / 1000 if holder in ends else None
+                            for holder in holders]  # fmt: skip
+        return running
+
+    async def slots_in_use(self, gpus: list[str], *, now: float) -> dict[str, int]:
+        """Live slot reservations per GPU, across every replica."""
+        running = await self.running_on(gpus, now=now)
+        return {gpu: len(held) for gpu, held in running.items()}
+
+
+def _rank(entry: WaitingEntry, *, now: float, lease: Lease) -> int:
+    """A stream's class rank (0 = high); a job waiting `aging_ms` ranks as high, batch never."""
+    rank = DISPATCH_ORDER.index(entry.priority)
+    aged = (now - entry.enqueued_at) * 1000 >= lease.aging_ms
+    return 0 if aged and entry.priority is not Priority.BATCH else rank
 
 
 def _due(keys: Keys, job_id: str, priority: Priority, route: str) -> DueJob:

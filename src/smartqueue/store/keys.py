@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from smartqueue.models import DISPATCH_ORDER, Priority
 
 GROUP = "smartqueue"
-"""The one consumer group shared by every consumer of every replica."""
+"""The one consumer group of the running stream, shared by every consumer of every replica."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,15 @@ class Keys:
         return "{" + self.prefix + "}"
 
     def stream(self, priority: Priority, route: str) -> str:
-        """Jobs waiting for dispatch, one stream per priority and route."""
+        """Jobs waiting for dispatch, one stream per priority and route (no consumer group: a
+        consumer takes any entry of the planner's window, not only the oldest)."""
         return f"{self.tag}:q:{priority.value}:{route}"
+
+    @property
+    def running(self) -> str:
+        """Jobs taken for a GPU, until their outcome is committed: the consumer group's stream
+        (who holds which job, for renewal, reclaim and commits)."""
+        return f"{self.tag}:running"
 
     def streams(self, routes: list[str]) -> list[str]:
         """Every job stream, high priority first (batch streams last)."""
@@ -73,6 +80,14 @@ class Keys:
     def slots(self, gpu: str) -> str:
         """Slot reservations on a GPU: holder -> expiry (sorted set)."""
         return f"{self.tag}:slots:{gpu}"
+
+    def ends(self, gpu: str) -> str:
+        """Predicted ends of the jobs running on a GPU: job id -> epoch ms (hash)."""
+        return f"{self.tag}:ends:{gpu}"
+
+    def speed(self, gpu: str) -> str:
+        """A GPU's learned speed: decayed statistics of its completed jobs (hash)."""
+        return f"{self.tag}:speed:{gpu}"
 
     def breaker(self, gpu: str) -> str:
         """A GPU's circuit breaker (hash)."""

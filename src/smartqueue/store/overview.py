@@ -39,29 +39,21 @@ class Overview:
 
     @translate_errors
     async def in_flight(self) -> int:
-        """Entries delivered to a consumer and not yet handled, across all job streams."""
-        total = 0
-        for stream in self.context.keys.streams(self.context.routes):
-            try:
-                summary = await self.context.redis.xpending(stream, GROUP)
-            except ResponseError:
-                continue
-            total += int(summary["pending"])
-        return total
+        """Jobs taken by a consumer and not yet handled (the running stream's pending entries)."""
+        try:
+            summary = await self.context.redis.xpending(self.context.keys.running, GROUP)
+        except ResponseError:  # no group yet: nothing was ever taken
+            return 0
+        return int(summary["pending"])
 
     @translate_errors
     async def dispatched_total(self) -> int:
-        """Entries ever delivered to consumers, across all job streams (the groups' counters)."""
-        async with self.context.redis.pipeline(transaction=False) as pipe:
-            for stream in self.context.keys.streams(self.context.routes):
-                pipe.xinfo_groups(stream)
-            replies = await pipe.execute(raise_on_error=False)
-        return sum(
-            int(group.get("entries-read") or 0)
-            for reply in replies
-            if isinstance(reply, list)
-            for group in reply
-        )
+        """Jobs ever taken by consumers (the running stream's group counter)."""
+        try:
+            groups = await self.context.redis.xinfo_groups(self.context.keys.running)
+        except ResponseError:
+            return 0
+        return sum(int(group.get("entries-read") or 0) for group in groups)
 
     @translate_errors
     async def delayed(self) -> int:

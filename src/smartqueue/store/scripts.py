@@ -8,7 +8,7 @@ helpers `lua/lib/a.lua` and `lua/lib/b.lua` (and what they need) prepended when 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoScriptError
 
-from smartqueue.models import DISPATCH_ORDER, JobStatus, Priority, sources_of
+from smartqueue.models import JobStatus, sources_of
 from smartqueue.store.connection import Client
 from smartqueue.store.keys import Counter
 
@@ -24,7 +24,7 @@ Arg = str | bytes | int | float  # one script argument
 
 NAMES = ("batch_feed", "batch_finalizing", "batch_finish", "batch_stop", "breaker_cas", "cancel",
          "dead_letter", "dlq_retry", "enqueue", "expire", "expiring", "finish", "move_due",
-         "reconcile", "renew", "retry_later", "start", "take")  # fmt: skip
+         "peek", "reconcile", "renew", "retry_later", "take")  # fmt: skip
 EVERYWHERE = Counter.everywhere()
 
 _NEEDS = re.compile(r"^-- needs: (.+)$", re.MULTILINE)
@@ -171,9 +171,9 @@ def enqueue(
     return ScriptCall("enqueue", keys, args)
 
 
-def reconcile(*, counts: str, streams: list[tuple[str, Counter]], group: str) -> ScriptCall:
+def reconcile(*, counts: str, streams: list[tuple[str, Counter]]) -> ScriptCall:
     """reconcile.lua."""
-    args: list[Arg] = [group, EVERYWHERE.entered, EVERYWHERE.left]
+    args: list[Arg] = [EVERYWHERE.entered, EVERYWHERE.left]
     for _, counter in streams:
         args += [counter.entered, counter.left]
     return ScriptCall("reconcile", [counts, *(stream for stream, _ in streams)], args)
@@ -189,25 +189,36 @@ def cancel(
                        *change.args()])  # fmt: skip
 
 
+def peek(*, streams: list[str], window: int) -> ScriptCall:
+    """peek.lua (read only): the first `window` entries of each stream, without payloads."""
+    return ScriptCall("peek", streams, [window])
+
+
+@dataclass(frozen=True)
+class TakeTarget:
+    """The waiting entry a consumer chose, with its job's keys."""
+
+    stream: str
+    counter: Counter
+    entry: str
+    job_id: str
+    record: str
+    events: str
+
+
 def take(
-    *, slots_key: str, breaker: str, counts: str, streams: Sequence[tuple[str, Counter, int]],
-    group: str, consumer: str, slots: int, lease_ms: int, aging_ms: int, probe: bool,
+    *, slots_key: str, breaker: str, counts: str, ends: str, running: str, target: TakeTarget,
+    group: str, consumer: str, slots: int, lease_ms: int, probe: bool, gpu: str,
+    started_at: float, channel: str, predicted_end_ms: int | None,
 ) -> ScriptCall:  # fmt: skip
-    """take.lua: per candidate stream its counter and priority rank (0 = high; batch last)."""
-    args: list[Arg] = [group, consumer, slots, lease_ms, aging_ms, "1" if probe else "0",
-                       EVERYWHERE.left, DISPATCH_ORDER.index(Priority.BATCH)]  # fmt: skip
-    for _, counter, rank in streams:
-        args += [rank, counter.left]
-    return ScriptCall("take", [slots_key, breaker, counts, *(s for s, _, _ in streams)], args)
-
-
-def start(
-    *, record: str, events: str, slots_key: str, held: Held, gpu: str, channel: str,
-    started_at: float,
-) -> ScriptCall:  # fmt: skip
-    """start.lua."""
-    return ScriptCall("start", [record, events, held.stream, slots_key],
-                      [held.group, held.entry, held.job_id, gpu, channel, started_at])  # fmt: skip
+    """take.lua."""
+    keys = [slots_key, breaker, counts, ends, target.stream, running, target.record,
+            target.events]  # fmt: skip
+    args: list[Arg] = [group, consumer, slots, lease_ms, "1" if probe else "0", target.entry,
+                       target.job_id, target.counter.left, EVERYWHERE.left, gpu,
+                       repr(started_at), channel,
+                       "" if predicted_end_ms is None else predicted_end_ms]  # fmt: skip
+    return ScriptCall("take", keys, args)
 
 
 def renew(*, held: Held, slots_key: str, lease_ms: int) -> ScriptCall:
@@ -244,33 +255,33 @@ def _marked(change: Change, held: Held) -> Change:
 
 
 def finish(
-    *, record: str, slots_key: str, events: str, held: Held, channel: str, change: Change,
-    line: BatchLine | None = None,
+    *, record: str, slots_key: str, ends: str, events: str, held: Held, channel: str,
+    change: Change, line: BatchLine | None = None,
 ) -> ScriptCall:  # fmt: skip
     """finish.lua."""
     line_keys, line_args = _line_parts(line)
-    return ScriptCall("finish", [record, held.stream, slots_key, events, *line_keys],
+    return ScriptCall("finish", [record, held.stream, slots_key, ends, events, *line_keys],
                       [*_held_args(held, channel), *line_args,
                        *_marked(change, held).args()])  # fmt: skip
 
 
 def retry_later(
-    *, record: str, slots_key: str, delayed: str, events: str, counts: str, counter: Counter,
-    held: Held, channel: str, due_ms: int, change: Change,
+    *, record: str, slots_key: str, ends: str, delayed: str, events: str, held: Held,
+    channel: str, due_ms: int, change: Change,
 ) -> ScriptCall:  # fmt: skip
-    """retry_later.lua: `counter` is the stream's, for a job taken but never started."""
-    return ScriptCall("retry_later", [record, held.stream, slots_key, delayed, events, counts],
-                      [*_held_args(held, channel), due_ms, counter.entered, EVERYWHERE.entered,
+    """retry_later.lua."""
+    return ScriptCall("retry_later", [record, held.stream, slots_key, ends, delayed, events],
+                      [*_held_args(held, channel), due_ms,
                        *_marked(change, held).args()])  # fmt: skip
 
 
 def dead_letter(
-    *, record: str, dlq: str, slots_key: str, events: str, held: Held, channel: str,
+    *, record: str, dlq: str, slots_key: str, ends: str, events: str, held: Held, channel: str,
     dlq_fields: list[Arg], change: Change, line: BatchLine | None = None,
 ) -> ScriptCall:  # fmt: skip
     """dead_letter.lua."""
     line_keys, line_args = _line_parts(line)
-    keys = [record, dlq, held.stream, slots_key, events, *line_keys]
+    keys = [record, dlq, held.stream, slots_key, ends, events, *line_keys]
     args = [*_held_args(held, channel), *line_args, len(dlq_fields), *dlq_fields,
             *_marked(change, held).args()]  # fmt: skip
     return ScriptCall("dead_letter", keys, args)
@@ -310,9 +321,9 @@ def move_due(
     return ScriptCall("move_due", keys, args)
 
 
-def expiring(*, streams: list[str], group: str, cutoff_ms: int, limit: int) -> ScriptCall:
+def expiring(*, streams: list[str], cutoff_ms: int, limit: int) -> ScriptCall:
     """expiring.lua (read only)."""
-    return ScriptCall("expiring", streams, [group, cutoff_ms, limit])
+    return ScriptCall("expiring", streams, [cutoff_ms, limit])
 
 
 @dataclass(frozen=True)
@@ -326,13 +337,13 @@ class ExpiredEntry:
 
 
 def expire(
-    *, stream: str, dlq: str, counts: str, counter: Counter, group: str, channel: str,
+    *, stream: str, dlq: str, counts: str, counter: Counter, channel: str,
     ttl_s: int, now: float, error: str, priority: str, route: str, entries: list[ExpiredEntry],
     events_ttl_s: int,
 ) -> ScriptCall:  # fmt: skip
     """expire.lua."""
     keys = [stream, dlq, counts]
-    args: list[Arg] = [group, channel, ttl_s, repr(now), error, priority, route, counter.left,
+    args: list[Arg] = [channel, ttl_s, repr(now), error, priority, route, counter.left,
                        EVERYWHERE.left, min(events_ttl_s, ttl_s)]  # fmt: skip
     for entry in entries:
         keys += [entry.record, entry.events]

@@ -1,24 +1,18 @@
--- needs: emit, last_delivered, count
+-- needs: emit, count
 -- Jobs that waited for dispatch past their deadline go dead (reason `expired`) and to the DLQ,
 -- in one step. KEYS: job stream, DLQ, counts, then per job its record and event stream. The
 -- caller names each job's entry and id. An entry that was taken or removed meanwhile is left
 -- alone. Returns the ids of the jobs it expired.
 local stream, dlq, counts = KEYS[1], KEYS[2], KEYS[3]
 local first_job_key, keys_per_job = 4, 2
-local group, channel, ttl_s, now_s, error_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local priority, route, left, everywhere_left = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local events_ttl_s = ARGV[10]
-local first_job_arg, args_per_job = 11, 2
+local channel, ttl_s, now_s, error_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local priority, route, left, everywhere_left = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local events_ttl_s = ARGV[9]
+local first_job_arg, args_per_job = 10, 2
 
-local last = last_delivered(stream, group) or '0-0'
-local function waiting(entry)  -- still in the stream and never delivered
+local function waiting(entry)  -- still waiting: its fields, else nil
   local found = redis.call('XRANGE', stream, entry, entry)[1]
-  if not found then return nil end
-  local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
-  local last_ms, last_seq = string.match(last, '^(%d+)-(%d+)$')
-  ms, seq, last_ms, last_seq = tonumber(ms), tonumber(seq), tonumber(last_ms), tonumber(last_seq)
-  if ms > last_ms or (ms == last_ms and seq > last_seq) then return found[2] end
-  return nil
+  return found and found[2]
 end
 
 local expired = {}
