@@ -299,6 +299,15 @@ class Settings(BaseSettings):
     priority_aging_s: float = Field(
         default=30.0, gt=0, description="a job waiting this long is served as if high priority"
     )
+    plan_window: int = Field(
+        default=64, ge=1, le=1000, description="waiting jobs the dispatcher plans over at once"
+    )
+    plan_max_hold_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="a job waiting this long takes the first free slot "
+        "instead of waiting for a faster GPU (docs/scheduling.md)",
+    )
     dlq_retention_s: float = Field(
         default=604_800.0, gt=0, description="dead-letter entries older than this are trimmed"
     )

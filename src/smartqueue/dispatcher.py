@@ -1,10 +1,12 @@
-"""The consumer engine, on the app's event loop: read -> choose -> claim -> call -> record.
+"""The consumer engine, on the app's event loop: read -> plan -> take -> call -> record -> learn.
 
-Each consumer task loops: read the fleet's live state (shared slot counts, breakers, probes),
-choose which GPU serves which routes (pure planner), claim the next job for the best GPU in one
-atomic step with a slot on it, call the GPU while keeping the claim fresh, then record the
-outcome (outcomes.py). Idle consumers block on a wake-up list that every enqueue pushes to. The
-prober and the maintenance task (maintenance.py) run beside the consumers in one TaskGroup.
+Each consumer task loops: read a window of waiting jobs (sizes, not payloads) and the fleet's
+live state (shared slots with their jobs' predicted ends, breakers, probes, learned speeds),
+plan which jobs start now on which GPU (smartqueue.planner: earliest predicted finish, see
+docs/scheduling.md), take the first planned job in one atomic step with a slot on its GPU, call
+the GPU while keeping the claim fresh, record the outcome (outcomes.py), and teach the GPU's
+speed from a completed job. Idle consumers block on a wake-up list that every enqueue pushes to.
+The prober and the maintenance task (maintenance.py) run beside the consumers in one TaskGroup.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from smartqueue.fleet_state import LiveGpu, breaker_policy, read_fleet_state
 from smartqueue.gpu_client import GpuAnswer, GpuClient, GpuFailure, GpuOutcome
 from smartqueue.maintenance import Maintenance
 from smartqueue.metrics import Metrics
-from smartqueue.models import ConsumerInfo
+from smartqueue.models import DISPATCH_ORDER, ConsumerInfo
+from smartqueue.openai_format import usage_tokens
 from smartqueue.outcomes import Aborted, Dispatch, OutcomeRecorder, cancel_probe, job_fields
+from smartqueue.planner import PlanPolicy, Sample, WaitingJob, plan, predicted_duration_s
 from smartqueue.policy import Failure
-from smartqueue.queue import Lease, TakenJob
-from smartqueue.scoring import Assignment, plan_dispatch
+from smartqueue.queue import Lease, TakenJob, TakeRefused, WaitingEntry
+from smartqueue.speed_book import SpeedBook
 from smartqueue.stopping import wait_or_stop
 from smartqueue.store import Store
 from smartqueue.watch import JobWatch
@@ -85,6 +89,10 @@ class Dispatcher:
         self.consumers = [ConsumerState(f"{self.replica}-c{i}", self.replica) for i in range(count)]
         self.lease = Lease(lease_ms=int(settings.lease_s * 1000),
                            aging_ms=int(settings.priority_aging_s * 1000))  # fmt: skip
+        self.plan_policy = PlanPolicy(window=settings.plan_window,
+                                      aging_s=settings.priority_aging_s,
+                                      max_hold_s=settings.plan_max_hold_s)  # fmt: skip
+        self.speeds = SpeedBook(store, [gpu.name for gpu in fleet.gpus])
         self.breaker_policy = breaker_policy(settings)
         self.recorder = OutcomeRecorder(settings, store=store, metrics=metrics,
                                         breaker_policy=self.breaker_policy)  # fmt: skip
@@ -161,50 +169,63 @@ class Dispatcher:
     # --- read, choose, claim -----------------------------------------------------------------
 
     async def next_job(self, consumer_id: str) -> Dispatch | None:
-        """Read the fleet, choose a GPU per route, claim the best GPU's next job.
+        """Plan the waiting jobs onto the fleet and take the first one planned to start now.
 
-        Routes with nothing waiting are left out (one read of the depth counters), so an idle
-        consumer costs Redis two commands per wake-up, not a TAKE per GPU.
+        One read of the waiting window (PEEK, no payloads); nothing more when nothing waits.
+        When the plan starts more than one job, another consumer is woken for the next.
         """
-        waiting = await self._routes_with_jobs()
+        waiting = await self.store.claims.peek(list(self.fleet.routes),
+                                               window=self.plan_policy.window)  # fmt: skip
         if not waiting:
             return None
         now = time.time()
         live = {gpu.config.name: gpu for gpu in await read_fleet_state(
             self.fleet, self.store, self.prober, policy=self.breaker_policy, now=now)}  # fmt: skip
-        states = [gpu.planner_state() for gpu in live.values()]
-        plan = plan_dispatch(waiting, states, now=now, max_age_s=self.prober.max_age_s)
-        for assignment in plan:
-            dispatch = await self._claim(assignment, live[assignment.gpu], consumer_id, now=now)
-            if dispatch is not None:
-                return dispatch
+        speeds = await self.speeds.speeds()
+        typical = self.plan_policy.default_output_tokens // 2  # direct traffic's unknown size
+        gpus = [gpu.plan_gpu(speeds[name], now=now, max_age_s=self.prober.max_age_s,
+                             mean_duration_s=predicted_duration_s(
+                                 speeds[name], prompt_tokens=0, output_tokens=typical))
+                for name, gpu in live.items()]  # fmt: skip
+        jobs = [WaitingJob(str(index), entry.route, DISPATCH_ORDER.index(entry.priority),
+                           entry.enqueued_at, entry.prompt_tokens, entry.max_tokens)
+                for index, entry in enumerate(waiting)]  # fmt: skip
+        starts = plan(jobs, gpus, self.fleet.routes, now=now, policy=self.plan_policy)
+        full: set[str] = set()
+        for index, start in enumerate(starts):
+            if start.gpu in full:
+                continue
+            taken = await self._take(waiting[int(start.key)], live[start.gpu], consumer_id,
+                                     now=now, predicted_end=start.predicted_end)  # fmt: skip
+            if taken is TakeRefused.GPU_FULL:
+                full.add(start.gpu)
+            elif isinstance(taken, Dispatch):
+                if index + 1 < len(starts):
+                    await self.store.claims.wake_one()
+                return taken
         return None
 
-    async def _routes_with_jobs(self) -> dict[str, list[str]]:
-        depths = await self.store.overview.depths_by_route()
-        return {route: gpus for route, gpus in self.fleet.routes.items()
-                if sum(depths.get(route, {}).values()) > 0}  # fmt: skip
-
-    async def _claim(
-        self, assignment: Assignment, gpu: LiveGpu, consumer_id: str, *, now: float
-    ) -> Dispatch | None:
+    async def _take(
+        self, waiting: WaitingEntry, gpu: LiveGpu, consumer_id: str, *, now: float,
+        predicted_end: float,
+    ) -> Dispatch | TakeRefused:  # fmt: skip
         if self.draining:  # drained while this consumer read the fleet
-            return None
+            return TakeRefused.GPU_FULL
         probe = gpu.gate is Gate.PROBE
         if probe and not await self.store.breakers.compare_and_set(
             gpu.config.name, start_probe(gpu.breaker, now=now, policy=self.breaker_policy),
             version=gpu.breaker_version,
         ):  # fmt: skip
-            return None  # another consumer holds the probe
-        job = await self.store.claims.take(
-            gpu.config.name, slots=gpu.config.slots, routes=assignment.routes,
-            consumer=consumer_id, lease=self.lease, probe=probe,
+            return TakeRefused.GPU_FULL  # another consumer holds the probe
+        taken = await self.store.claims.take_entry(
+            waiting, gpu=gpu.config.name, slots=gpu.config.slots, consumer=consumer_id,
+            lease=self.lease, probe=probe, predicted_end=predicted_end,
         )  # fmt: skip
-        if job is not None:
-            return Dispatch(job, probe, gpu.breaker)
+        if isinstance(taken, TakenJob):
+            return Dispatch(taken, probe, gpu.breaker)
         if probe:
             await self.recorder.change_breaker(gpu.config.name, cancel_probe)
-        return None
+        return taken
 
     # --- call, record ------------------------------------------------------------------------
 
@@ -221,10 +242,13 @@ class Dispatcher:
         log.info("dispatched", extra={**job_fields(job), **fields})
         try:
             started = time.monotonic()
-            outcome = await self._call_keeping_claim(job, consumer.id)
+            outcome, first_chunk_s = await self._call_keeping_claim(job, consumer.id)
+            duration_s = time.monotonic() - started
             label = "ok" if isinstance(outcome, GpuAnswer) else "failed"
-            self.metrics.dispatch.labels(job.gpu, label).observe(time.monotonic() - started)
+            self.metrics.dispatch.labels(job.gpu, label).observe(duration_s)
             await self.recorder.record(dispatch, outcome, consumer.id)
+            if isinstance(outcome, GpuAnswer):
+                await self._learn(job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s)
         except asyncio.CancelledError:
             await asyncio.shield(self.recorder.release(job, consumer.id, "the replica shut down"))
             raise
@@ -232,13 +256,37 @@ class Dispatcher:
             consumer.state, consumer.current_job = "idle", None
             consumer.jobs_done += 1
 
-    async def _call_keeping_claim(self, job: TakenJob, consumer_id: str) -> GpuOutcome | Aborted:
-        """The GPU's outcome, unless the job was cancelled or taken over meanwhile."""
+    async def _learn(
+        self, job: TakenJob, answer: GpuAnswer, *, duration_s: float, first_chunk_s: float | None
+    ) -> None:
+        """Teach the GPU's speed from a completed job (its usage, else the estimated sizes)."""
+        tokens = usage_tokens(answer.body, streamed="event-stream" in answer.content_type)
+        prompt = tokens.get("prompt_tokens") or int(job.entry.fields.get("in") or 0)
+        completion = tokens.get("completion_tokens") or int(job.entry.fields.get("out") or 0)
+        if completion <= 0:
+            return  # nothing to learn a speed from
+        sample = Sample(prompt, completion, duration_s, first_chunk_s)
+        with contextlib.suppress(StoreUnavailable):  # one sample less
+            await self.speeds.learn(job.gpu, sample, now=time.time())
+
+    async def _call_keeping_claim(
+        self, job: TakenJob, consumer_id: str
+    ) -> tuple[GpuOutcome | Aborted, float | None]:
+        """The GPU's outcome, unless the job was cancelled or taken over meanwhile, and the
+        time to its first streamed chunk (None when it streamed none)."""
         gpu = self.fleet.gpu(job.gpu)
         chunks = ChunkBatcher(self.store, job.job_id)
+        started = time.monotonic()
+        first: list[float] = []
+
+        async def on_chunk(chunk: bytes) -> None:
+            if not first:
+                first.append(time.monotonic() - started)
+            await chunks.add(chunk)
+
         with self.watch.watching(job.job_id) as ended:
             call = asyncio.create_task(self.gpu_client.call(
-                gpu, job.entry, deadline_s=self.settings.job_timeout_s, on_chunk=chunks.add
+                gpu, job.entry, deadline_s=self.settings.job_timeout_s, on_chunk=on_chunk
             ))  # fmt: skip
             keeper = asyncio.create_task(self._keep_claim(job, consumer_id))
             cancelled = asyncio.create_task(ended.wait())
@@ -249,7 +297,7 @@ class Dispatcher:
                     task.cancel()
                 await asyncio.gather(call, keeper, cancelled, return_exceptions=True)
         outcome = _outcome(call, cancelled_by_user=ended.is_set())
-        return await _with_chunks_written(outcome, chunks)
+        return await _with_chunks_written(outcome, chunks), (first[0] if first else None)
 
     async def _keep_claim(self, job: TakenJob, consumer_id: str) -> None:
         """Renew the claim and the slot until cancelled; returns when the claim is lost."""

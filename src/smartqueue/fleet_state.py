@@ -1,8 +1,9 @@
 """The fleet's live state, read once for the dispatcher and for `GET /gpus` alike.
 
-For every GPU of the fleet file: its slots in use across every replica, its shared breaker
-(with the version to compare-and-set it), what the breaker lets a dispatcher do now, and the
-prober's latest snapshot.
+For every GPU of the fleet file: its slots in use across every replica with the predicted end
+of each job holding one, its shared breaker (with the version to compare-and-set it), what the
+breaker lets a dispatcher do now, and the prober's latest snapshot. `LiveGpu.plan_gpu` turns
+that into what the planner needs (smartqueue.planner, docs/scheduling.md).
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ from dataclasses import dataclass
 from smartqueue.breaker import Breaker, BreakerPolicy, Gate, gate
 from smartqueue.config import FleetConfig, GpuConfig, Settings
 from smartqueue.fleet import FleetProber
-from smartqueue.scoring import GpuSnapshot, GpuState
+from smartqueue.planner import PlanGpu, Speed, slot_free_times
+from smartqueue.scoring import GpuSnapshot, is_down, trusted_engine
 from smartqueue.store import Store
+
+COLD_START_S = 30.0
+"""Added to every job's predicted finish on a GPU whose engine says its model is not loaded
+(Ollama): loading a model takes seconds to minutes before the first token."""
 
 
 @dataclass(frozen=True)
@@ -26,11 +32,39 @@ class LiveGpu:
     breaker_version: str
     gate: Gate
     snapshot: GpuSnapshot | None
+    ends: tuple[float | None, ...] = ()  # predicted end of each job holding a slot (None: unknown)
 
-    def planner_state(self) -> GpuState:
-        """What the (pure) planner needs of this GPU."""
-        return GpuState(self.config.name, self.config.slots, self.in_use,
-                        self.gate is not Gate.DENY, self.snapshot)  # fmt: skip
+    def plan_gpu(
+        self, speed: Speed, *, now: float, max_age_s: float, mean_duration_s: float
+    ) -> PlanGpu:
+        """The GPU as the planner sees it: whether it may take a job, when each slot frees
+        (the engine's own running and waiting requests count: direct traffic), its speed.
+
+        A job whose end was not predicted counts as half done. A half-open breaker lets one
+        probe job through; an unloaded model (cold start) and KV cache pressure delay every
+        start on the GPU (`start_delay_s`).
+        """
+        engine = trusted_engine(self.snapshot, now=now, max_age_s=max_age_s)
+        ours = [now + mean_duration_s / 2 if end is None else end for end in self.ends]
+        running, waiting = engine.queue_numbers if engine else (None, None)
+        free_now, busy_until = slot_free_times(
+            slots=self.config.slots,
+            ours=ours,
+            engine_running=running,
+            engine_waiting=waiting,
+            mean_duration_s=mean_duration_s,
+            now=now,
+        )
+        if self.gate is Gate.PROBE:
+            free_now = min(free_now, 1)
+        delay_s = 0.0
+        if engine is not None:
+            delay_s += COLD_START_S if engine.model_resident is False else 0.0
+            delay_s += (engine.kv_pressure or 0.0) * mean_duration_s
+        can_take = self.gate is not Gate.DENY and not is_down(self.snapshot, now=now,
+                                                               max_age_s=max_age_s)  # fmt: skip
+        return PlanGpu(self.config.name, can_take, free_now, busy_until, speed,
+                       start_delay_s=delay_s)  # fmt: skip
 
 
 async def read_fleet_state(
@@ -38,12 +72,12 @@ async def read_fleet_state(
 ) -> list[LiveGpu]:
     """Every GPU of `fleet` with its shared slots, breaker and latest probe."""
     names = [gpu.name for gpu in fleet.gpus]
-    in_use = await store.claims.slots_in_use(names, now=now)
+    running = await store.claims.running_on(names, now=now)
     breakers = await store.breakers.read(names)
     return [
-        LiveGpu(gpu, in_use[gpu.name], breakers[gpu.name][0], breakers[gpu.name][1],
+        LiveGpu(gpu, len(running[gpu.name]), breakers[gpu.name][0], breakers[gpu.name][1],
                 gate(breakers[gpu.name][0], now=now, policy=policy),
-                prober.snapshots.get(gpu.name))
+                prober.snapshots.get(gpu.name), tuple(running[gpu.name]))
         for gpu in fleet.gpus
     ]  # fmt: skip
 

@@ -220,6 +220,16 @@ class BreakerView(BaseModel):
     opened_at: float | None = None
 
 
+class SpeedView(BaseModel):
+    """A GPU's speed as the planner predicts with it, learned from completed jobs."""
+
+    base_s: float = Field(description="Time to first token of an empty prompt")
+    prefill_s_per_token: float = Field(description="Added time to first token per prompt token")
+    decode_s_per_token: float = Field(description="Time per generated token")
+    samples: float = Field(description="Decayed weight of the completed jobs behind it")
+    learned: bool = Field(description="False while too few jobs completed: the prior is used")
+
+
 class GpuView(BaseModel):
     """A GPU of the fleet with what smartqueue knows of it."""
 
@@ -235,6 +245,9 @@ class GpuView(BaseModel):
     breaker: BreakerView = Field(default_factory=lambda: BreakerView(state="closed"))
     health: dict[str, Any] | None = Field(
         default=None, description="Latest probe (sidecar and engine metrics, score, age)"
+    )
+    speed: SpeedView | None = Field(
+        default=None, description="Learned speed (docs/scheduling.md), shared by the replicas"
     )
 
 

@@ -35,6 +35,8 @@ class NewJob:
     path: str = DEFAULT_PATH
     owner: str = ""  # smartqueue.owners: an HMAC of the caller's credential, never the credential
     request_digest: str = ""  # route, path and body hashed: a reused key must bring the same
+    prompt_tokens: int = 0  # estimated from the payload, for the planner; 0 when unknown
+    max_tokens: int | None = None  # the request's own output limit; None when it set none
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,6 @@ class StoredJob:
     error: ErrorInfo | None = None
     retry_of: str | None = None
     retried_as: str | None = None
-    entry: str | None = None  # its stream entry while queued
+    entry: str | None = None  # its waiting entry while queued, its running entry once taken
     seq: int | None = None  # its stream's entered counter when it entered (for its position)
     owner: str = ""  # who submitted it (smartqueue.owners); "" for records older than owners

@@ -1,6 +1,9 @@
-"""Pure GPU load scoring and choice: probes in, a ranking out.
+"""Pure GPU load signals: probes in, trust and a load score out.
 
-A load score is a sum of terms, each shown in `/gpus` (`ScoreTerms`); lower is less loaded.
+The dispatcher chooses GPUs by predicted finish time (smartqueue.planner); this module decides
+which probe numbers may be believed (fresh, authorised, not frozen), when a GPU is down, and
+the load score shown in `/gpus` and the metrics: a sum of terms (`ScoreTerms`), lower is less
+loaded.
 
 - Sidecar: the draft's `0.6·util + 0.3·vram% + 0.1·max(0, temp - 60)`, or `UNKNOWN_SIDECAR_SCORE`
   (60) without fresh numbers. One request drives utilisation to ~100 %, so it is a weak signal.
@@ -14,9 +17,7 @@ A load score is a sum of terms, each shown in `/gpus` (`ScoreTerms`); lower is l
   cache makes vLLM queue or preempt new sequences even while `waiting` is still 0, so it
   predicts waiting; it weighs less than a full engine (50) because it is a forecast, not a queue.
 - Cold start: `COLD_START_PENALTY` (60) when Ollama says the GPU's model is not loaded: loading
-  it costs seconds to minutes before the first token, more than a whole busy engine. It is
-  above `CLEARLY_LESS_LOADED` (25), so a warm fallback GPU beats a cold preferred one unless
-  the warm one is itself heavily loaded.
+  it costs seconds to minutes before the first token, more than a whole busy engine.
 
 Trust: a probe older than `max_age_s` (stale) counts as unknown, pessimistic, never idle. An
 engine view is not trusted when it is stale, when the probe was refused (401/403: "probe
@@ -37,7 +38,6 @@ WAITING_WEIGHT = 100.0
 KV_PRESSURE_WEIGHT = 40.0
 COLD_START_PENALTY = 60.0
 UNKNOWN_SIDECAR_SCORE = 60.0  # no fresh sidecar numbers: assume busy, never idle
-CLEARLY_LESS_LOADED = 25.0  # a fallback GPU must beat the preferred one by this much
 VRAM_DOWN_PCT = 95.0
 HOT_UTIL_PCT = 98.0
 HOT_TEMP_C = 85.0
@@ -192,63 +192,3 @@ def is_frozen(history: Sequence[ProbeRecord], *, probes: int = FROZEN_AFTER_PROB
     if repeated is None or repeated == (None, None):
         return False
     return len({record.in_flight for record in recent}) > 1
-
-
-def choose_gpu(route_order: list[str], available: dict[str, float]) -> str | None:
-    """The route's preferred available GPU, unless another available one is clearly less loaded.
-
-    `route_order` is the route's GPUs, preferred first; `available` maps the GPUs that can take
-    a job now (up, breaker allowing, free slot) to their load score. Ties go to route order.
-    """
-    candidates = [name for name in route_order if name in available]
-    if not candidates:
-        return None
-    preferred = candidates[0]
-    best = min(candidates, key=lambda name: (available[name], route_order.index(name)))
-    if available[preferred] - available[best] > CLEARLY_LESS_LOADED:
-        return best
-    return preferred
-
-
-@dataclass(frozen=True)
-class GpuState:
-    """What the planner knows of one GPU right now."""
-
-    name: str
-    slots: int
-    in_use: int
-    gate_open: bool  # the breaker allows a job (or a probe)
-    snapshot: GpuSnapshot | None
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """Routes a GPU should take its next job from, best GPU first."""
-
-    gpu: str
-    routes: list[str]
-    score: float
-
-
-def plan_dispatch(
-    routes: dict[str, list[str]], gpus: list[GpuState], *, now: float, max_age_s: float
-) -> list[Assignment]:
-    """Which GPU serves which routes now: each route goes to its chosen available GPU.
-
-    A GPU is available when its breaker allows, it is not down, and it has a free slot. The
-    result lists GPUs least loaded first, so a consumer tries the best one first.
-    """
-    scores = {
-        gpu.name: load_score(gpu.snapshot, in_flight=gpu.in_use, slots=gpu.slots, now=now,
-                             max_age_s=max_age_s)
-        for gpu in gpus
-        if gpu.gate_open and gpu.in_use < gpu.slots
-        and not is_down(gpu.snapshot, now=now, max_age_s=max_age_s)
-    }  # fmt: skip
-    served: dict[str, list[str]] = {}
-    for route, order in routes.items():
-        chosen = choose_gpu(order, scores)
-        if chosen is not None:
-            served.setdefault(chosen, []).append(route)
-    plan = [Assignment(gpu, served_routes, scores[gpu]) for gpu, served_routes in served.items()]
-    return sorted(plan, key=lambda assignment: assignment.score)

@@ -10,7 +10,6 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from smartqueue.config import Settings
-from smartqueue.models import Priority
 from smartqueue.store.codec import RawEntries
 from smartqueue.store.keys import GROUP, Keys
 from tests.chaos.conftest import StartReplicas, client_of
@@ -90,7 +89,7 @@ async def test_replica_kill9_mid_job_loses_nothing_and_another_finishes_every_jo
     fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 3})
     settings = chaos_settings(consumers=2)  # 4 consumers for 3 slots: both replicas get work
     victim, survivor = replicas(settings, fleet, 2)
-    stream = Keys(key_prefix).stream(Priority.NORMAL, "default")
+    stream = Keys(key_prefix).running
 
     async with client_of(victim) as doomed, client_of(survivor) as client:
         job_ids = [await submit(doomed, slow_chat(16)) for _ in range(12)]

@@ -10,7 +10,7 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from smartqueue.config import FleetConfig, Settings, parse_fleet
-from smartqueue.models import ErrorInfo, JobStatus, Priority
+from smartqueue.models import ErrorInfo, JobStatus
 from smartqueue.queue import Lease, TakenJob
 from smartqueue.store import Store
 from smartqueue.store.keys import GROUP, Keys
@@ -41,11 +41,9 @@ def unreachable_fleet() -> FleetConfig:
 
 async def _steal(redis_client: aioredis.Redis, key_prefix: str, job: str, thief: str) -> None:
     """Take a running job's entry over, as a reclaiming consumer would."""
-    record = Keys(key_prefix).job(job)
-    fields = cast(list[bytes], await redis_client.hmget(record, ["entry", "priority", "route"]))
-    entry, priority, route = fields
-    stream = Keys(key_prefix).stream(Priority(priority.decode()), route.decode())
-    claimed = await redis_client.xclaim(stream, GROUP, thief, 0, [entry], justid=True)
+    keys = Keys(key_prefix)
+    entry = cast(bytes, await redis_client.hget(keys.job(job), "entry"))  # its running entry
+    claimed = await redis_client.xclaim(keys.running, GROUP, thief, 0, [entry], justid=True)
     assert claimed == [entry]
 
 

@@ -9,20 +9,16 @@ import pytest
 from smartqueue.engines import EngineView
 from smartqueue.scoring import (
     BUSY_WEIGHT,
-    CLEARLY_LESS_LOADED,
     COLD_START_PENALTY,
     KV_PRESSURE_WEIGHT,
     UNKNOWN_SIDECAR_SCORE,
     WAITING_WEIGHT,
     GpuSnapshot,
-    GpuState,
     ProbeRecord,
     SidecarMetrics,
-    choose_gpu,
     is_down,
     is_frozen,
     load_score,
-    plan_dispatch,
     score_terms,
 )
 
@@ -184,119 +180,3 @@ def records(numbers: Sequence[tuple[int, int] | None], in_flight: list[int]) -> 
 )
 def test_is_frozen_table(history: list[ProbeRecord], frozen: bool) -> None:
     assert is_frozen(history) is frozen
-
-
-@pytest.mark.parametrize(
-    ("route_order", "available", "chosen"),
-    [
-        pytest.param(["a", "b"], {}, None, id="nothing-available"),
-        pytest.param(["a", "b"], {"a": 50.0, "b": 30.0}, "a", id="preferred-within-margin"),
-        pytest.param(
-            ["a", "b"], {"a": 30.0 + CLEARLY_LESS_LOADED, "b": 30.0}, "a", id="margin-exactly"
-        ),
-        pytest.param(["a", "b"], {"a": 80.0, "b": 30.0}, "b", id="clearly-less-loaded"),
-        pytest.param(["a", "b", "c"], {"a": 90.0, "b": 40.0, "c": 40.0}, "b", id="tie-route-order"),
-        pytest.param(["a", "b", "c"], {"a": 90.0, "c": 40.0, "b": 40.0}, "b", id="tie-dicts"),
-        pytest.param(["a", "b", "c"], {"b": 60.0, "c": 50.0}, "b", id="next-is-preferred"),
-        pytest.param(["a", "b"], {"a": 10.0, "b": 0.0, "x": -100.0}, "a", id="other-routes"),
-    ],
-)  # fmt: skip
-def test_choose_gpu_table(
-    route_order: list[str], available: dict[str, float], chosen: str | None
-) -> None:
-    assert choose_gpu(route_order, available) == chosen
-
-
-def state(
-    name: str,
-    snapshot: GpuSnapshot | None,
-    *,
-    in_use: int = 0,
-    slots: int = 4,
-    gate_open: bool = True,
-) -> GpuState:
-    """A GPU as the planner sees it."""
-    return GpuState(name, slots, in_use, gate_open, snapshot)
-
-
-def plan(gpus: list[GpuState], routes: dict[str, list[str]] | None = None) -> list[str]:
-    """The planned GPUs, best first, for one route over `a` then `b`."""
-    assignments = plan_dispatch(
-        routes or {"default": ["a", "b"]}, gpus, now=NOW, max_age_s=MAX_AGE_S
-    )
-    return [assignment.gpu for assignment in assignments]
-
-
-@pytest.mark.parametrize(
-    ("gpus", "planned"),
-    [
-        pytest.param([state("a", probe()), state("b", probe())], ["a"], id="preferred-when-equal"),
-        pytest.param(
-            [state("a", probe(reachable=False)), state("b", probe())], ["b"], id="down-skipped"
-        ),
-        pytest.param(
-            [state("a", probe(sidecar=sidecar(vram_pct=97))), state("b", probe())], ["b"],
-            id="vram-cutoff",
-        ),
-        pytest.param(
-            [state("a", probe(sidecar=sidecar(util=99, temp_c=90))), state("b", probe())], ["b"],
-            id="thermal-cutoff",
-        ),
-        pytest.param(
-            [state("a", probe(), in_use=4), state("b", probe())], ["b"], id="full-skipped"
-        ),
-        pytest.param(
-            [state("a", probe(), gate_open=False), state("b", probe())], ["b"], id="breaker-open"
-        ),
-        pytest.param(
-            [state("a", probe(age_s=60)), state("b", probe())], ["b"], id="stale-is-pessimistic"
-        ),
-        pytest.param(
-            [state("a", None), state("b", probe())], ["b"], id="never-probed-is-pessimistic"
-        ),
-        pytest.param(
-            [state("a", probe(engine=view(model_resident=False))),
-             state("b", probe(engine=view(model_resident=True)))], ["b"], id="cold-start-avoided",
-        ),
-        pytest.param(
-            [state("a", probe(engine=view(kv_pressure=0.95))), state("b", probe())], ["b"],
-            id="kv-pressure-avoided",
-        ),
-        pytest.param(
-            [state("a", probe(engine=view(running=3))), state("b", probe())], ["b"],
-            id="direct-traffic-avoided",
-        ),
-        pytest.param(
-            [state("a", probe(engine=view(running=1))), state("b", probe())], ["a"],
-            id="light-direct-traffic-within-margin",
-        ),
-        pytest.param(
-            [state("a", probe(engine=view(running=0)), in_use=1),
-             state("b", probe(engine=view(running=2)))], ["a"], id="idle-engine-trusted",
-        ),
-        pytest.param(
-            [state("a", probe(engine=view(running=0), frozen=True), in_use=1),
-             state("b", probe(engine=view(running=2)))], ["b"], id="frozen-idle-untrusted",
-        ),
-        pytest.param(
-            [state("a", probe(reachable=False)), state("b", probe(reachable=False))], [],
-            id="nothing-up",
-        ),
-    ],
-)  # fmt: skip
-def test_plan_dispatch_table(gpus: list[GpuState], planned: list[str]) -> None:
-    assert plan(gpus) == planned
-
-
-def test_plan_dispatch_lists_gpus_least_loaded_first_with_their_routes() -> None:
-    gpus = [state("a", probe(sidecar=WARM)), state("b", probe())]
-
-    assignments = plan_dispatch(
-        {"heavy": ["a"], "light": ["b"], "default": ["b", "a"]}, gpus, now=NOW, max_age_s=MAX_AGE_S
-    )
-
-    assert [(a.gpu, a.routes) for a in assignments] == [
-        ("b", ["light", "default"]),
-        ("a", ["heavy"]),
-    ]
-    assert [a.score for a in assignments] == pytest.approx([0.0, WARM_SCORE])

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -18,6 +19,7 @@ from smartqueue.metrics import Metrics
 from smartqueue.models import PRIORITY_ORDER, EnqueueResponse, JobStatus, Priority, new_job_id
 from smartqueue.openai_format import parse_json_object
 from smartqueue.owners import ANONYMOUS, Caller, request_digest, scoped_key_digest
+from smartqueue.planner import job_size
 from smartqueue.policy import Backpressure, DrainMeter
 from smartqueue.queue import DEFAULT_PATH, Admission, NewJob
 from smartqueue.store import Store
@@ -86,22 +88,22 @@ async def read_body(request: Request, *, limit_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def check_payload(body: bytes, content_type: str | None) -> None:
-    """Refuse an empty body, and a JSON body that is not one JSON object."""
+def check_payload(body: bytes, content_type: str | None) -> dict[str, Any] | None:
+    """Refuse an empty body, and a JSON body that is not one JSON object; the object, if any."""
     if not body.strip():
         raise InvalidInput("request body is empty: send the job (normally OpenAI JSON)")
-    if content_type and "json" in content_type.lower():
-        try:
-            document = json.loads(body)
-        except ValueError as error:
-            raise BadRequest(
-                f"request body is not valid JSON: {error}", code="invalid_json"
-            ) from None
-        except RecursionError:
-            raise BadRequest("request body is JSON nested too deep to parse",
-                             code="invalid_json") from None  # fmt: skip
-        if not isinstance(document, dict):
-            raise BadRequest("a JSON request body must be a JSON object", code="invalid_json")
+    if not content_type or "json" not in content_type.lower():
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise BadRequest(f"request body is not valid JSON: {error}", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("request body is JSON nested too deep to parse",
+                         code="invalid_json") from None  # fmt: skip
+    if not isinstance(document, dict):
+        raise BadRequest("a JSON request body must be a JSON object", code="invalid_json")
+    return document
 
 
 def resolve_route(fleet: FleetConfig, header_value: str | None) -> str:
@@ -144,12 +146,14 @@ def idempotency_digest(key: str | None, *, owner: str = ANONYMOUS) -> str | None
     return scoped_key_digest(owner, key)
 
 
-def check_openai_request(body: bytes) -> None:
-    """An OpenAI completion request must be a JSON object."""
-    if parse_json_object(body) is None:
+def check_openai_request(body: bytes) -> dict[str, Any]:
+    """An OpenAI completion request must be a JSON object; that object."""
+    document = parse_json_object(body)
+    if document is None:
         raise BadRequest(
             "request body must be a JSON object (an OpenAI request)", code="invalid_json"
         )
+    return document
 
 
 async def build_job(
@@ -169,9 +173,10 @@ async def build_job(
     kept = kept_headers(headers)
     check_headers(kept, header_limits or HeaderLimits())
     body = await read_body(request, limit_bytes=limit_bytes)
-    check_payload(body, headers.get("content-type"))
+    document = check_payload(body, headers.get("content-type"))
     if openai_path is not None:
-        check_openai_request(body)
+        document = check_openai_request(body) if document is None else document
+    prompt_tokens, max_tokens = job_size(document) if document is not None else (0, None)
     path = openai_path or DEFAULT_PATH
     return NewJob(
         job_id=new_job_id(),
@@ -184,6 +189,8 @@ async def build_job(
         path=path,
         owner=owner,
         request_digest=request_digest(route=route, path=path, body=body),
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
     )
 
 

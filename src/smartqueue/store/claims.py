@@ -291,6 +291,14 @@ class Claims:
         return int(await self.context.scripts.run(call))
 
     @translate_errors
+    async def wake_one(self) -> None:
+        """Wake one idle consumer (of any replica): there is more to start now."""
+        async with self.context.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(self.context.keys.wake, 1)
+            pipe.ltrim(self.context.keys.wake, -64, -1)
+            await pipe.execute()
+
+    @translate_errors
     async def wait_for_work(self, *, timeout_s: float) -> None:
         """Block until a job may be ready (or `timeout_s` passes)."""
         timeout = min(timeout_s, self.context.max_block_ms / 1000)

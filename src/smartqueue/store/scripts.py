@@ -8,7 +8,7 @@ helpers `lua/lib/a.lua` and `lua/lib/b.lua` (and what they need) prepended when 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -160,15 +160,17 @@ def enqueue(
     payload: bytes, headers: str, route: str, priority: str, created_at: float,
     idempotency_ttl_s: int, path: str, ceiling: int, everywhere_ceiling: int, counter: Counter,
     route_counters: list[tuple[Counter, bool]], owner: str = "", request_digest: str = "",
+    size: Sequence[str] = (),
 ) -> ScriptCall:  # fmt: skip
-    """enqueue.lua: `route_counters` are the route's streams, each flagged when it runs first."""
+    """enqueue.lua: `route_counters` are the route's streams, each flagged when it runs first;
+    `size` the entry's size fields (queue.size_fields)."""
     keys = [stream, record, wake, counts, *([idempotency] if idempotency else [])]
     args: list[Arg] = [job_id, payload, headers, route, priority, created_at, idempotency_ttl_s,
                        path, ceiling, everywhere_ceiling, counter.entered, EVERYWHERE.entered,
-                       EVERYWHERE.left, owner, request_digest]  # fmt: skip
+                       EVERYWHERE.left, owner, request_digest, len(route_counters)]  # fmt: skip
     for route_counter, ahead in route_counters:
         args += [route_counter.entered, route_counter.left, "1" if ahead else "0"]
-    return ScriptCall("enqueue", keys, args)
+    return ScriptCall("enqueue", keys, [*args, *size])
 
 
 def reconcile(*, counts: str, streams: list[tuple[str, Counter]]) -> ScriptCall:

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from smartqueue.errors import OutcomeUnknown
 from smartqueue.models import PRIORITY_ORDER
-from smartqueue.queue import DEFAULT_PATH, Admission, NewJob
+from smartqueue.queue import DEFAULT_PATH, Admission, NewJob, size_fields
 from smartqueue.store import scripts
 from smartqueue.store.codec import text
 from smartqueue.store.connection import translate_errors
@@ -58,6 +58,7 @@ class Submissions:
             route_counters=[(Counter.of(priority, job.route), index <= rank)
                             for index, priority in enumerate(PRIORITY_ORDER)],
             owner=job.owner, request_digest=job.request_digest,
+            size=size_fields(job.prompt_tokens, job.max_tokens),
         )  # fmt: skip
         code, job_id, depth, position, refused_by = await self._run(call, job.job_id)
         return Admission(

@@ -22,9 +22,11 @@ from smartqueue.models import (
     GpuView,
     JobCounts,
     QueueOverview,
+    SpeedView,
     Thresholds,
 )
 from smartqueue.owners import Caller
+from smartqueue.planner import DEFAULT_PRIOR, SpeedStats, estimate
 from smartqueue.scoring import (
     GpuSnapshot,
     ScoreTerms,
@@ -52,6 +54,7 @@ async def fleet_view(services: Services) -> list[GpuView]:
     fleet, now = services.fleet, time.time()
     live = await read_fleet_state(fleet, services.store, services.prober,
                                   policy=breaker_policy(services.settings), now=now)  # fmt: skip
+    stored = await services.store.speeds.read([gpu.config.name for gpu in live])
     views = []
     for gpu in live:
         breaker, name = gpu.breaker, gpu.config.name
@@ -62,8 +65,18 @@ async def fleet_view(services: Services) -> list[GpuView]:
             breaker=BreakerView(state=breaker.state.value, failures=breaker.failures,
                                 reason=breaker.reason, opened_at=breaker.opened_at),
             health=health_view(services, name, in_use=gpu.in_use, now=now),
+            speed=speed_view(SpeedStats.from_fields(stored[name])),
         ))  # fmt: skip
     return views
+
+
+def speed_view(stats: SpeedStats) -> SpeedView:
+    """What the planner predicts with for a GPU with these statistics."""
+    speed = estimate(stats, prior=DEFAULT_PRIOR)
+    return SpeedView(base_s=round(speed.base_s, 4),
+                     prefill_s_per_token=round(speed.prefill_s_per_token, 6),
+                     decode_s_per_token=round(speed.decode_s_per_token, 5),
+                     samples=round(speed.samples, 2), learned=speed != DEFAULT_PRIOR)  # fmt: skip
 
 
 def health_view(services: Services, gpu: str, *, in_use: int, now: float) -> dict[str, Any] | None:

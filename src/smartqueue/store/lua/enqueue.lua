@@ -12,14 +12,15 @@ local route, priority, created_at = ARGV[4], ARGV[5], ARGV[6]
 local idempotency_ttl_s, path = ARGV[7], ARGV[8]
 local ceiling, everywhere_ceiling = tonumber(ARGV[9]), tonumber(ARGV[10])
 local entered, everywhere_entered, everywhere_left = ARGV[11], ARGV[12], ARGV[13]
-local owner, request_digest = ARGV[14], ARGV[15]
-local first_route_stream = 16  -- ARGV[16..]: per stream of the route: entered, left, ahead
+local owner, request_digest, route_streams = ARGV[14], ARGV[15], tonumber(ARGV[16])
+local first_route_stream = 17  -- ARGV[17..]: per stream of the route: entered, left, ahead
+local first_size = first_route_stream + 3 * route_streams  -- then the entry's size fields
 
 local function number(value) return tonumber(value) or 0 end
 
 local function route_depths()  -- the route's depth, and the part that runs before this job
   local depth, ahead = 0, 0
-  for i = first_route_stream, #ARGV, 3 do
+  for i = first_route_stream, first_size - 1, 3 do
     local n = redis.call('HMGET', counts, ARGV[i], ARGV[i + 1])
     local waiting = number(n[1]) - number(n[2])
     depth = depth + waiting
@@ -47,6 +48,7 @@ if path ~= '' then
   table.insert(fields, 'path')
   table.insert(fields, path)
 end
+for i = first_size, #ARGV do table.insert(fields, ARGV[i]) end
 local entry = redis.call('XADD', stream, '*', unpack(fields))
 local seq = count(counts, entered, everywhere_entered)
 redis.call('HSET', record, 'status', 'queued', 'route', route, 'priority', priority,

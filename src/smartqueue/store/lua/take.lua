@@ -36,7 +36,8 @@ redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', runnin
 redis.call('ZADD', slots_key, now + lease_ms, job_id)
 if predicted_end ~= '' then redis.call('HSET', ends, job_id, predicted_end) end
 local deliveries = redis.call('HINCRBY', record, 'deliveries', 1)
-redis.call('HSET', record, 'status', 'processing', 'gpu', gpu, 'started_at', started_at)
+redis.call('HSET', record, 'status', 'processing', 'gpu', gpu, 'started_at', started_at,
+  'entry', held)
 emit(record, events, channel, job_id, 'processing', 0)
 local meta = redis.call('HMGET', record, 'attempts', 'created_at')
 return {1, held, fields, deliveries, meta[1] or '0', meta[2] or '0'}
