@@ -329,8 +329,7 @@ def plan(
             continue
         held = now - job.enqueued_at >= policy.max_hold_s
         ends = {name: _finish(job, slots[name][0], speeds[name], policy) for name in names}
-        name = _choose(names, ends, slots, by_start=held, tolerance_s=policy.tie_tolerance_s)
-        name = _worth_holding(name, names, ends, slots, now=now, gain_s=policy.min_hold_gain_s)
+        name = _choose(names, ends, slots, held=held, policy=policy)
         slot = heapq.heappop(slots[name])
         heapq.heappush(slots[name], _Slot(ends[name], busy=True))
         if not slot.busy:
@@ -358,37 +357,29 @@ def _choose(
     ends: Mapping[str, float],
     slots: Mapping[str, list[_Slot]],
     *,
-    by_start: bool,
-    tolerance_s: float,
+    held: bool,
+    policy: PlanPolicy,
 ) -> str:
-    """The GPU of the earliest finish, or of the earliest start for a job held long enough."""
-    if not by_start:
-        return _first_within(names, ends, tolerance_s=tolerance_s)
+    """The GPU of the earliest finish, unless holding for it gains too little or too late.
+
+    A job held `max_hold_s` takes the earliest start; any other job leaves a free slot for a
+    busy one only to finish `min_hold_gain_s` sooner.
+    """
+    tolerance_s = policy.tie_tolerance_s
     free = [name for name in names if not slots[name][0].busy]
-    starts = {name: slots[name][0].free_at for name in names}
-    return free[0] if free else _first_within(names, starts, tolerance_s=tolerance_s)
-
-
-def _worth_holding(
-    name: str,
-    names: list[str],
-    ends: Mapping[str, float],
-    slots: Mapping[str, list[_Slot]],
-    *,
-    now: float,
-    gain_s: float,
-) -> str:
-    """`name`, or the best free-now GPU when waiting for `name` gains too little."""
-    free = [other for other in names if not slots[other][0].busy]
-    if not slots[name][0].busy or not free:
-        return name
-    best_free = min(free, key=lambda other: ends[other])
-    return name if ends[name] + gain_s < ends[best_free] else best_free
+    if held:
+        starts = {name: slots[name][0].free_at for name in names}
+        return free[0] if free else _first_within(names, starts, tolerance_s=tolerance_s)
+    best = _first_within(names, ends, tolerance_s=tolerance_s)
+    if not free or best in free:
+        return best
+    best_free = _first_within(free, ends, tolerance_s=tolerance_s)
+    return best if ends[best] + policy.min_hold_gain_s < ends[best_free] else best_free
 
 
 def _first_within(names: list[str], times: Mapping[str, float], *, tolerance_s: float) -> str:
     """The first of `names` (route order) whose time is within `tolerance_s` of the earliest."""
-    earliest = min(times.values())
+    earliest = min(times[name] for name in names)
     return next(name for name in names if times[name] <= earliest + tolerance_s)
 
 
