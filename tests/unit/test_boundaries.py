@@ -27,6 +27,7 @@ PURE_MODULES = frozenset(
         "queue",
         "batches",
         "owners",
+        "planner",
     }
 )  # `queue` is on its way; a name without a module yet is skipped
 IO_LIBRARIES = frozenset({"redis", "httpx", "fastapi", "starlette", "asyncio"})

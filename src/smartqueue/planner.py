@@ -1,0 +1,413 @@
+"""Pure dispatch planning: which waiting job starts on which GPU, by predicted finish time.
+
+A job's duration on a GPU is predicted from a learned linear model (docs/scheduling.md):
+
+    duration = base_s + prefill_s_per_token · prompt_tokens + decode_s_per_token · output_tokens
+
+`plan` orders a bounded window of waiting jobs by class (aged jobs count as high) and age, then
+gives each in turn the slot, on one of its route's GPUs, where it would finish first, and
+reserves that slot until then. Only jobs whose chosen slot is free now start; a long job may
+thus wait a moment for a fast GPU while a short one behind it takes a slow free slot, instead of
+the long one blocking the slow slot for minutes. A job that has waited `max_hold_s` takes the
+earliest slot instead, so holding for speed never delays a job by more than that (as far as the
+predictions hold).
+
+Speeds are learned per GPU from completed jobs (`observe`) as decayed sums of two small
+regressions (`SpeedStats`, shared by replicas as a Redis hash through `to_fields`) and read back
+with `estimate`, which keeps to `DEFAULT_PRIOR` until enough samples arrived.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from smartqueue.models import DISPATCH_ORDER, Priority
+
+BATCH_RANK = DISPATCH_ORDER.index(Priority.BATCH)  # batch work is never promoted by aging
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and code
+SAMPLE_DECAY = 0.9  # weight kept by the older samples at each new one: ~10 samples dominate
+MIN_SAMPLE_WEIGHT = 3.0  # decayed sample weight below which a regression keeps to the prior
+MAX_SAMPLE_DURATION_S = 86_400.0  # a longer "duration" is a clock error, not a speed
+MIN_PROMPT_SPREAD_TOKENS = 64.0  # prompt sizes must vary this much (std) to fit a prefill slope
+BASE_RANGE_S = (0.0, 60.0)
+PREFILL_RANGE_S_PER_TOKEN = (0.0, 0.01)
+DECODE_RANGE_S_PER_TOKEN = (0.0002, 2.0)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast a GPU answers: ttft = base + prefill·prompt; then decode per output token."""
+
+    base_s: float
+    prefill_s_per_token: float
+    decode_s_per_token: float
+    samples: float = 0.0  # decayed weight of the samples behind the decode speed
+
+
+DEFAULT_PRIOR = Speed(base_s=0.3, prefill_s_per_token=0.0005, decode_s_per_token=0.025)
+"""A mid-sized model on one consumer GPU: 300 ms to start, 2000 prompt tokens/s, 40 tokens/s."""
+
+
+def predicted_duration_s(speed: Speed, *, prompt_tokens: int, output_tokens: int) -> float:
+    """Seconds from sending a request to its complete answer."""
+    ttft_s = speed.base_s + speed.prefill_s_per_token * max(0, prompt_tokens)
+    return ttft_s + speed.decode_s_per_token * max(0, output_tokens)
+
+
+# --- Learning speeds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completed job on a GPU, for learning its speed."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    duration_s: float  # from sending the request to the complete answer
+    first_chunk_s: float | None  # time to the first streamed chunk; None when not streamed
+
+
+@dataclass(frozen=True)
+class SpeedStats:
+    """Decayed sufficient statistics of one GPU's two regressions.
+
+    Time to first token against prompt tokens (streamed samples: weight, Σx, Σx², Σy, Σxy), and
+    decode seconds (duration minus time to first token) against completion tokens, through the
+    origin (weight, Σx², Σxy). Every sum is weighted by `SAMPLE_DECAY` per later sample.
+    """
+
+    ttft_weight: float = 0.0
+    ttft_prompt: float = 0.0
+    ttft_prompt_sq: float = 0.0
+    ttft_s: float = 0.0
+    ttft_prompt_s: float = 0.0
+    decode_weight: float = 0.0
+    decode_tokens_sq: float = 0.0
+    decode_tokens_s: float = 0.0
+    updated_at: float = 0.0
+
+    def to_fields(self) -> dict[str, str]:
+        """The stats as a Redis hash (exact float text)."""
+        return {item.name: repr(float(getattr(self, item.name))) for item in fields(self)}
+
+    @classmethod
+    def from_fields(cls, stored: Mapping[str, str]) -> SpeedStats:
+        """The stats read back from a hash; empty stats when any field is missing or garbage."""
+        values: dict[str, float] = {}
+        for item in fields(cls):
+            value = _finite_float(stored.get(item.name))
+            if value is None or value < 0:
+                return cls()
+            values[item.name] = value
+        return cls(**values)
+
+
+def _finite_float(text: object) -> float | None:
+    """The finite float `text` spells, else None."""
+    if not isinstance(text, str | bytes):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def observe(
+    stats: SpeedStats, sample: Sample, *, now: float, prior: Speed = DEFAULT_PRIOR
+) -> SpeedStats:
+    """The stats with `sample` added and each regression's older samples decayed.
+
+    A non-streamed sample teaches decode speed only, its time to first token predicted from the
+    stats so far. A sample with a non-finite or non-positive duration is ignored.
+    """
+    if not _is_sound(sample):
+        return stats
+    ttft_s = _observed_ttft_s(sample)
+    learned = _learn_ttft(stats, sample.prompt_tokens, ttft_s) if ttft_s is not None else stats
+    if ttft_s is None:
+        speed = estimate(stats, prior=prior)
+        ttft_s = speed.base_s + speed.prefill_s_per_token * max(0, sample.prompt_tokens)
+    learned = _learn_decode(learned, sample.completion_tokens, sample.duration_s - ttft_s)
+    return replace(learned, updated_at=now)
+
+
+def _is_sound(sample: Sample) -> bool:
+    """A sample whose numbers can be learned from."""
+    return 0 < sample.duration_s <= MAX_SAMPLE_DURATION_S
+
+
+def _observed_ttft_s(sample: Sample) -> float | None:
+    """The sample's time to first chunk, within its duration; None when unknown."""
+    first = sample.first_chunk_s
+    if first is None or not math.isfinite(first) or first < 0:
+        return None
+    return min(first, sample.duration_s)
+
+
+def _learn_ttft(stats: SpeedStats, prompt_tokens: int, ttft_s: float) -> SpeedStats:
+    """Decay the time-to-first-token sums and add one point."""
+    x, keep = float(max(0, prompt_tokens)), SAMPLE_DECAY
+    return replace(
+        stats,
+        ttft_weight=keep * stats.ttft_weight + 1.0,
+        ttft_prompt=keep * stats.ttft_prompt + x,
+        ttft_prompt_sq=keep * stats.ttft_prompt_sq + x * x,
+        ttft_s=keep * stats.ttft_s + ttft_s,
+        ttft_prompt_s=keep * stats.ttft_prompt_s + x * ttft_s,
+    )
+
+
+def _learn_decode(stats: SpeedStats, completion_tokens: int, decode_s: float) -> SpeedStats:
+    """Decay the decode sums and add one point (nothing to learn from an empty answer)."""
+    if completion_tokens <= 0:
+        return stats
+    x, y, keep = float(completion_tokens), max(0.0, decode_s), SAMPLE_DECAY
+    return replace(
+        stats,
+        decode_weight=keep * stats.decode_weight + 1.0,
+        decode_tokens_sq=keep * stats.decode_tokens_sq + x * x,
+        decode_tokens_s=keep * stats.decode_tokens_s + x * y,
+    )
+
+
+def estimate(stats: SpeedStats, *, prior: Speed) -> Speed:
+    """The learned speed, each part from the prior while its samples are too few."""
+    base_s, prefill = _ttft_line(stats, prior=prior)
+    decode = prior.decode_s_per_token
+    if stats.decode_weight >= MIN_SAMPLE_WEIGHT and stats.decode_tokens_sq > 0:
+        decode = stats.decode_tokens_s / stats.decode_tokens_sq
+    return Speed(
+        base_s=_clamp(base_s, BASE_RANGE_S),
+        prefill_s_per_token=_clamp(prefill, PREFILL_RANGE_S_PER_TOKEN),
+        decode_s_per_token=_clamp(decode, DECODE_RANGE_S_PER_TOKEN),
+        samples=stats.decode_weight,
+    )
+
+
+def _ttft_line(stats: SpeedStats, *, prior: Speed) -> tuple[float, float]:
+    """(base, prefill slope) of the time to first token: the prior's slope unless prompts varied."""
+    weight = stats.ttft_weight
+    if weight < MIN_SAMPLE_WEIGHT:
+        return prior.base_s, prior.prefill_s_per_token
+    mean_x, mean_y = stats.ttft_prompt / weight, stats.ttft_s / weight
+    variance = stats.ttft_prompt_sq / weight - mean_x * mean_x
+    slope = prior.prefill_s_per_token
+    if variance >= MIN_PROMPT_SPREAD_TOKENS**2:
+        slope = (stats.ttft_prompt_s / weight - mean_x * mean_y) / variance
+    slope = _clamp(slope, PREFILL_RANGE_S_PER_TOKEN)
+    return mean_y - slope * mean_x, slope
+
+
+def _clamp(value: float, bounds: tuple[float, float]) -> float:
+    """`value` within `bounds`; NaN becomes the lower bound."""
+    low, high = bounds
+    return low if math.isnan(value) else min(high, max(low, value))
+
+
+# --- Slots ------------------------------------------------------------------------------------
+
+
+def slot_free_times(
+    *,
+    slots: int,
+    ours: Sequence[float],
+    engine_running: int | None,
+    engine_waiting: int | None,
+    mean_duration_s: float,
+    now: float,
+) -> tuple[int, tuple[float, ...]]:
+    """(free_now, busy_until) of one GPU's `slots`, counting traffic that bypassed the queue.
+
+    `ours` are the predicted ends of the queue's own jobs on it (an overdue one counts as ending
+    now). Requests the engine runs beyond ours came by the direct path: each is assumed half done
+    (ends at now + mean/2). When more run than `slots`, a slot frees for us only as the surplus
+    finishes. Each request waiting inside the engine then takes the next slot to free, for
+    `mean_duration_s`.
+    """
+    ends = [max(end, now) for end in ours]
+    ends += [now + mean_duration_s / 2] * max(0, (engine_running or 0) - len(ends))
+    ends = sorted(ends)[max(0, len(ends) - slots) :]  # a surplus beyond `slots` frees none
+    free_now = max(0, slots - len(ends))
+    times = [now] * free_now + ends
+    heapq.heapify(times)
+    waiting = max(0, engine_waiting or 0)
+    for _ in range(waiting if times else 0):
+        heapq.heapreplace(times, times[0] + mean_duration_s)
+    still_free = max(0, free_now - waiting)
+    return still_free, tuple(sorted(times)[still_free:])
+
+
+# --- Planning ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitingJob:
+    """A job waiting for a GPU, as the planner sees it."""
+
+    key: str  # opaque handle the caller uses to take it (a stream entry)
+    route: str
+    rank: int  # its class: the index of its priority in smartqueue.models.DISPATCH_ORDER
+    enqueued_at: float  # epoch seconds
+    prompt_tokens: int  # estimated from the payload (`job_size`); 0 when unknown
+    max_tokens: int | None  # the request's max_tokens; None when unknown
+
+
+@dataclass(frozen=True)
+class PlanGpu:
+    """One GPU as the planner sees it."""
+
+    name: str
+    can_take: bool  # up and its breaker allows a job; never planned otherwise
+    free_now: int  # slots free now
+    busy_until: tuple[float, ...]  # predicted free times (epoch s) of its occupied slots
+    speed: Speed
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanPolicy:
+    """How far `plan` looks ahead and how long speed may delay a job."""
+
+    window: int = 64  # jobs considered per plan
+    aging_s: float  # a job (not batch) waiting this long ranks as high
+    max_hold_s: float = 20.0  # a job waiting this long takes the earliest slot, fast or not
+    default_output_tokens: int = 256  # when max_tokens is unknown
+    tie_tolerance_s: float = 0.25  # finishes this close count as equal: route order decides
+    min_hold_gain_s: float = 3.0  # a job waits for a busy slot only to finish this much sooner
+
+
+@dataclass(frozen=True)
+class Start:
+    """A job to take now, with its GPU and the predicted end of its answer."""
+
+    key: str
+    gpu: str
+    predicted_end: float
+
+
+@dataclass(order=True)
+class _Slot:
+    """One slot in the plan: when it frees (now when free now), and whether it is free now."""
+
+    free_at: float
+    busy: bool  # at equal times a free-now slot (False) sorts first
+
+
+def effective_rank(job: WaitingJob, *, now: float, aging_s: float) -> int:
+    """The job's class, high (0) once an interactive job has waited `aging_s`."""
+    aged = job.rank < BATCH_RANK and now - job.enqueued_at >= aging_s
+    return 0 if aged else job.rank
+
+
+def plan(
+    jobs: Sequence[WaitingJob],
+    gpus: Sequence[PlanGpu],
+    routes: Mapping[str, Sequence[str]],
+    *,
+    now: float,
+    policy: PlanPolicy,
+) -> list[Start]:
+    """The jobs to start now, in planning order, each on the GPU where it would finish first.
+
+    Jobs are planned by (class after aging, enqueue time), the first `window` of them; each
+    reserves its slot until its predicted end, so later jobs plan around it.
+    """
+    ordered = sorted(
+        jobs,
+        key=lambda job: (effective_rank(job, now=now, aging_s=policy.aging_s), job.enqueued_at),
+    )[: max(0, policy.window)]
+    slots = {gpu.name: _slots_of(gpu, now=now) for gpu in gpus if gpu.can_take}
+    speeds = {gpu.name: gpu.speed for gpu in gpus}
+    starts: list[Start] = []
+    for job in ordered:
+        names = [name for name in dict.fromkeys(routes.get(job.route, ())) if slots.get(name)]
+        if not names:
+            continue
+        held = now - job.enqueued_at >= policy.max_hold_s
+        ends = {name: _finish(job, slots[name][0], speeds[name], policy) for name in names}
+        name = _choose(names, ends, slots, held=held, policy=policy)
+        slot = heapq.heappop(slots[name])
+        heapq.heappush(slots[name], _Slot(ends[name], busy=True))
+        if not slot.busy:
+            starts.append(Start(job.key, name, ends[name]))
+    return starts
+
+
+def _slots_of(gpu: PlanGpu, *, now: float) -> list[_Slot]:
+    """The GPU's slots as a heap, earliest free first."""
+    slots = [_Slot(now, busy=False)] * max(0, gpu.free_now)
+    slots += [_Slot(max(end, now), busy=True) for end in gpu.busy_until]
+    heapq.heapify(slots)
+    return slots
+
+
+def _finish(job: WaitingJob, slot: _Slot, speed: Speed, policy: PlanPolicy) -> float:
+    """When the job would end if it took `slot`."""
+    output = job.max_tokens if job.max_tokens is not None else policy.default_output_tokens
+    duration = predicted_duration_s(speed, prompt_tokens=job.prompt_tokens, output_tokens=output)
+    return slot.free_at + duration
+
+
+def _choose(
+    names: list[str],
+    ends: Mapping[str, float],
+    slots: Mapping[str, list[_Slot]],
+    *,
+    held: bool,
+    policy: PlanPolicy,
+) -> str:
+    """The GPU of the earliest finish, unless holding for it gains too little or too late.
+
+    A job held `max_hold_s` takes the earliest start; any other job leaves a free slot for a
+    busy one only to finish `min_hold_gain_s` sooner.
+    """
+    tolerance_s = policy.tie_tolerance_s
+    free = [name for name in names if not slots[name][0].busy]
+    if held:
+        starts = {name: slots[name][0].free_at for name in names}
+        return free[0] if free else _first_within(names, starts, tolerance_s=tolerance_s)
+    best = _first_within(names, ends, tolerance_s=tolerance_s)
+    if not free or best in free:
+        return best
+    best_free = _first_within(free, ends, tolerance_s=tolerance_s)
+    return best if ends[best] + policy.min_hold_gain_s < ends[best_free] else best_free
+
+
+def _first_within(names: list[str], times: Mapping[str, float], *, tolerance_s: float) -> str:
+    """The first of `names` (route order) whose time is within `tolerance_s` of the earliest."""
+    earliest = min(times[name] for name in names)
+    return next(name for name in names if times[name] <= earliest + tolerance_s)
+
+
+# --- Job size ---------------------------------------------------------------------------------
+
+
+def job_size(payload: Mapping[str, Any]) -> tuple[int, int | None]:
+    """(estimated prompt tokens, max output tokens or None) of an OpenAI request body."""
+    counted = 0
+    for name in ("messages", "prompt", "input"):
+        counted += _tokens_in(payload.get(name))
+    limit = None
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            limit = value
+            break
+    return counted, limit
+
+
+def _tokens_in(value: object) -> int:
+    """Estimated tokens of a prompt, an input, messages or a content (a token id counts 1)."""
+    if isinstance(value, str):
+        return math.ceil(len(value) / CHARS_PER_TOKEN)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 1  # a token id
+    if isinstance(value, list):
+        return sum(_tokens_in(item) for item in value)
+    if isinstance(value, Mapping):
+        return _tokens_in(value.get("content")) + _tokens_in(value.get("text"))
+    return 0
