@@ -33,7 +33,15 @@ from smartqueue.metrics import Metrics
 from smartqueue.models import DISPATCH_ORDER, ConsumerInfo
 from smartqueue.openai_format import usage_tokens
 from smartqueue.outcomes import Aborted, Dispatch, OutcomeRecorder, cancel_probe, job_fields
-from smartqueue.planner import PlanPolicy, Sample, WaitingJob, plan, predicted_duration_s
+from smartqueue.planner import (
+    PlanPolicy,
+    Sample,
+    WaitingJob,
+    plan,
+    predicted_duration_s,
+    scaled_policy,
+    typical_duration_s,
+)
 from smartqueue.policy import Failure
 from smartqueue.queue import Lease, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.speed_book import SpeedBook
@@ -182,15 +190,17 @@ class Dispatcher:
         live = {gpu.config.name: gpu for gpu in await read_fleet_state(
             self.fleet, self.store, self.prober, policy=self.breaker_policy, now=now)}  # fmt: skip
         speeds = await self.speeds.speeds()
-        typical = self.plan_policy.default_output_tokens // 2  # direct traffic's unknown size
+        tokens = self.plan_policy.default_output_tokens // 2  # a typical job, direct ones too
         gpus = [gpu.plan_gpu(speeds[name], now=now, max_age_s=self.prober.max_age_s,
                              mean_duration_s=predicted_duration_s(
-                                 speeds[name], prompt_tokens=0, output_tokens=typical))
+                                 speeds[name], prompt_tokens=0, output_tokens=tokens))
                 for name, gpu in live.items()]  # fmt: skip
+        policy = scaled_policy(self.plan_policy, typical_s=typical_duration_s(
+            list(speeds.values()), output_tokens=tokens))  # fmt: skip
         jobs = [WaitingJob(str(index), entry.route, DISPATCH_ORDER.index(entry.priority),
                            entry.enqueued_at, entry.prompt_tokens, entry.max_tokens)
                 for index, entry in enumerate(waiting)]  # fmt: skip
-        starts = plan(jobs, gpus, self.fleet.routes, now=now, policy=self.plan_policy)
+        starts = plan(jobs, gpus, self.fleet.routes, now=now, policy=policy)
         full: set[str] = set()
         for index, start in enumerate(starts):
             if start.gpu in full:

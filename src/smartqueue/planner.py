@@ -266,6 +266,7 @@ class PlanGpu:
     free_now: int  # slots free now
     busy_until: tuple[float, ...]  # predicted free times (epoch s) of its occupied slots
     speed: Speed
+    start_delay_s: float = 0.0  # added before any job's first token here (a cold model, KV full)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,6 +279,26 @@ class PlanPolicy:
     default_output_tokens: int = 256  # when max_tokens is unknown
     tie_tolerance_s: float = 0.25  # finishes this close count as equal: route order decides
     min_hold_gain_s: float = 3.0  # a job waits for a busy slot only to finish this much sooner
+
+
+HOLD_GAIN_PER_TYPICAL = 1.0  # min_hold_gain_s, in typical job times (3 s on the local fleet)
+TIE_PER_TYPICAL = 0.08  # tie_tolerance_s, in typical job times (0.25 s on the local fleet)
+
+
+def typical_duration_s(speeds: Sequence[Speed], *, output_tokens: int) -> float:
+    """A typical job's predicted time (empty prompt, `output_tokens`), averaged over GPUs."""
+    if not speeds:
+        return predicted_duration_s(DEFAULT_PRIOR, prompt_tokens=0, output_tokens=output_tokens)
+    times = [predicted_duration_s(speed, prompt_tokens=0, output_tokens=output_tokens)
+             for speed in speeds]  # fmt: skip
+    return sum(times) / len(times)
+
+
+def scaled_policy(policy: PlanPolicy, *, typical_s: float) -> PlanPolicy:
+    """`policy` with its hold gain and tie tolerance in proportion to a typical job's time, so
+    the plan behaves the same on a fleet whose jobs take 100 ms or 100 s."""
+    return replace(policy, min_hold_gain_s=HOLD_GAIN_PER_TYPICAL * typical_s,
+                   tie_tolerance_s=TIE_PER_TYPICAL * typical_s)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -321,14 +342,14 @@ def plan(
         key=lambda job: (effective_rank(job, now=now, aging_s=policy.aging_s), job.enqueued_at),
     )[: max(0, policy.window)]
     slots = {gpu.name: _slots_of(gpu, now=now) for gpu in gpus if gpu.can_take}
-    speeds = {gpu.name: gpu.speed for gpu in gpus}
+    by_name = {gpu.name: gpu for gpu in gpus}
     starts: list[Start] = []
     for job in ordered:
         names = [name for name in dict.fromkeys(routes.get(job.route, ())) if slots.get(name)]
         if not names:
             continue
         held = now - job.enqueued_at >= policy.max_hold_s
-        ends = {name: _finish(job, slots[name][0], speeds[name], policy) for name in names}
+        ends = {name: _finish(job, slots[name][0], by_name[name], policy) for name in names}
         name = _choose(names, ends, slots, held=held, policy=policy)
         slot = heapq.heappop(slots[name])
         heapq.heappush(slots[name], _Slot(ends[name], busy=True))
@@ -345,11 +366,12 @@ def _slots_of(gpu: PlanGpu, *, now: float) -> list[_Slot]:
     return slots
 
 
-def _finish(job: WaitingJob, slot: _Slot, speed: Speed, policy: PlanPolicy) -> float:
-    """When the job would end if it took `slot`."""
+def _finish(job: WaitingJob, slot: _Slot, gpu: PlanGpu, policy: PlanPolicy) -> float:
+    """When the job would end if it took `slot` of `gpu`."""
     output = job.max_tokens if job.max_tokens is not None else policy.default_output_tokens
-    duration = predicted_duration_s(speed, prompt_tokens=job.prompt_tokens, output_tokens=output)
-    return slot.free_at + duration
+    duration = predicted_duration_s(gpu.speed, prompt_tokens=job.prompt_tokens,
+                                    output_tokens=output)  # fmt: skip
+    return slot.free_at + gpu.start_delay_s + duration
 
 
 def _choose(

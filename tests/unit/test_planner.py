@@ -27,7 +27,9 @@ from smartqueue.planner import (
     observe,
     plan,
     predicted_duration_s,
+    scaled_policy,
     slot_free_times,
+    typical_duration_s,
 )
 
 NOW = 100_000.0
@@ -522,3 +524,40 @@ def test_job_size_estimates_prompt_tokens_and_reads_max_tokens(
     payload: dict[str, Any], expected: tuple[int, int | None]
 ) -> None:
     assert job_size(payload) == expected
+
+
+# --- Start delay and scale ---------------------------------------------------------------------
+
+
+def test_a_start_delay_sends_the_job_to_a_gpu_without_one() -> None:
+    cold = replace(gpu("fast"), start_delay_s=30.0)  # its model is not loaded
+    starts = plan([job("a")], [cold, gpu("slow", speed=SLOW)], ROUTES, now=NOW, policy=POLICY)
+    assert [(start.key, start.gpu) for start in starts] == [("a", "slow")]
+    assert starts[0].predicted_end == pytest.approx(NOW + 0.1 + 100 * 0.05)
+
+
+def test_typical_duration_is_the_mean_over_gpus_and_the_prior_without_any() -> None:
+    assert typical_duration_s([FAST, SLOW], output_tokens=100) == pytest.approx((1.1 + 5.1) / 2)
+    prior = predicted_duration_s(DEFAULT_PRIOR, prompt_tokens=0, output_tokens=100)
+    assert typical_duration_s([], output_tokens=100) == pytest.approx(prior)
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 10.0])
+def test_a_scaled_policy_plans_a_fleet_the_same_at_any_time_scale(scale: float) -> None:
+    """The same fleet and jobs with every duration times `scale` get the same plan."""
+
+    def scaled(speed: Speed) -> Speed:
+        return Speed(speed.base_s * scale, 0.0, speed.decode_s_per_token * scale)
+
+    speeds = {"fast": scaled(FAST), "slow": scaled(SLOW)}
+    gpus = [gpu("fast", free=0, busy=(1.0 * scale,), speed=speeds["fast"]),
+            gpu("slow", speed=speeds["slow"])]  # fmt: skip
+    jobs = [job("long", max_tokens=250), job("short", max_tokens=20)]
+    typical_s = typical_duration_s(list(speeds.values()), output_tokens=128)
+    policy = scaled_policy(replace(POLICY, max_hold_s=1e9), typical_s=typical_s)
+
+    starts = plan(jobs, gpus, ROUTES, now=NOW, policy=policy)
+
+    assert [(start.key, start.gpu) for start in starts] == [("short", "slow")], (
+        "the long job waits for the fast GPU at every scale, the short one takes the slow slot"
+    )

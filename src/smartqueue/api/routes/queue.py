@@ -26,7 +26,7 @@ from smartqueue.models import (
     Thresholds,
 )
 from smartqueue.owners import Caller
-from smartqueue.planner import DEFAULT_PRIOR, SpeedStats, estimate
+from smartqueue.planner import DEFAULT_PRIOR, MIN_SAMPLE_WEIGHT, SpeedStats, estimate
 from smartqueue.scoring import (
     GpuSnapshot,
     ScoreTerms,
@@ -76,7 +76,8 @@ def speed_view(stats: SpeedStats) -> SpeedView:
     return SpeedView(base_s=round(speed.base_s, 4),
                      prefill_s_per_token=round(speed.prefill_s_per_token, 6),
                      decode_s_per_token=round(speed.decode_s_per_token, 5),
-                     samples=round(speed.samples, 2), learned=speed != DEFAULT_PRIOR)  # fmt: skip
+                     samples=round(speed.samples, 2),
+                     learned=speed.samples >= MIN_SAMPLE_WEIGHT)  # fmt: skip
 
 
 def health_view(services: Services, gpu: str, *, in_use: int, now: float) -> dict[str, Any] | None:
