@@ -47,7 +47,7 @@ from smartqueue.queue import Lease, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.speed_book import SpeedBook
 from smartqueue.stopping import wait_or_stop
 from smartqueue.store import Store
-from smartqueue.watch import JobWatch
+from smartqueue.watch import JobWatch, LocalHold
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,8 @@ class Dispatcher:
         self.speeds = SpeedBook(store, [gpu.name for gpu in fleet.gpus])
         self.breaker_policy = breaker_policy(settings)
         self.recorder = OutcomeRecorder(settings, store=store, metrics=metrics,
-                                        breaker_policy=self.breaker_policy)  # fmt: skip
+                                        breaker_policy=self.breaker_policy,
+                                        watch=watch)  # fmt: skip
         batches = BatchRunner(settings, fleet, store=store, holder=self.replica)
         self.maintenance = Maintenance(settings, store=store, recorder=self.recorder,
                                        replica=self.replica, consumers=self.consumers,
@@ -244,15 +245,16 @@ class Dispatcher:
         consumer.state, consumer.current_job = "running", job.job_id
         waited_s = max(0.0, time.time() - job.created_at)
         self.metrics.queue_wait.labels(job.route, job.priority.value).observe(waited_s)
-        fields = {
-            "attempt": job.attempts + 1,
-            "waited_s": round(waited_s, 3),
-            "probe": dispatch.probe,
-        }
-        log.info("dispatched", extra={**job_fields(job), **fields})
+        if log.isEnabledFor(logging.INFO):
+            fields = {"attempt": job.attempts + 1, "waited_s": round(waited_s, 3),
+                      "probe": dispatch.probe}  # fmt: skip
+            log.info("dispatched", extra={**job_fields(job), **fields})
+        hold = self.watch.local_hold(job.job_id)
+        if hold is not None:  # a request held here for this job: hand over in-process
+            hold.running, hold.ended = True, False
         try:
             started = time.monotonic()
-            outcome, first_chunk_s = await self._call_keeping_claim(job, consumer.id)
+            outcome, first_chunk_s = await self._call_keeping_claim(job, consumer.id, hold)
             duration_s = time.monotonic() - started
             label = "ok" if isinstance(outcome, GpuAnswer) else "failed"
             self.metrics.dispatch.labels(job.gpu, label).observe(duration_s)
@@ -263,6 +265,8 @@ class Dispatcher:
             await asyncio.shield(self.recorder.release(job, consumer.id, "the replica shut down"))
             raise
         finally:
+            if hold is not None:
+                hold.end()
             consumer.state, consumer.current_job = "idle", None
             consumer.jobs_done += 1
 
@@ -280,12 +284,12 @@ class Dispatcher:
             await self.speeds.learn(job.gpu, sample, now=time.time())
 
     async def _call_keeping_claim(
-        self, job: TakenJob, consumer_id: str
+        self, job: TakenJob, consumer_id: str, hold: LocalHold | None = None
     ) -> tuple[GpuOutcome | Aborted, float | None]:
         """The GPU's outcome, unless the job was cancelled or taken over meanwhile, and the
         time to its first streamed chunk (None when it streamed none)."""
         gpu = self.fleet.gpu(job.gpu)
-        chunks = ChunkBatcher(self.store, job.job_id)
+        chunks = ChunkBatcher(self.store, job.job_id, local=hold)
         started = time.monotonic()
         first: list[float] = []
 

@@ -33,9 +33,10 @@ from smartqueue.policy import (
     counts_against_gpu,
     decide_failure,
 )
-from smartqueue.queue import ExpiredJob, TakenJob
+from smartqueue.queue import ExpiredJob, StoredResult, TakenJob
 from smartqueue.store import Store
 from smartqueue.store.scripts import Arg
+from smartqueue.watch import JobWatch
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,13 @@ class OutcomeRecorder:
     """Commits outcomes for the consumers and the maintenance task of one replica."""
 
     def __init__(
-        self, settings: Settings, *, store: Store, metrics: Metrics, breaker_policy: BreakerPolicy
-    ) -> None:
+        self, settings: Settings, *, store: Store, metrics: Metrics, breaker_policy: BreakerPolicy,
+        watch: JobWatch | None = None,
+    ) -> None:  # fmt: skip
         self.settings = settings
         self.store = store
         self.metrics = metrics
+        self.watch = watch
         self.breaker_policy = breaker_policy
         self.retry_policy = RetryPolicy(settings.max_retries, settings.retry_base_s,
                                         settings.retry_cap_s)  # fmt: skip
@@ -116,15 +119,24 @@ class OutcomeRecorder:
                                              status=answer.status, body=answer.body))  # fmt: skip
         committed = await self.committing(lambda: self.store.claims.finish(
             job, JobStatus.COMPLETED, consumer=consumer, updates=updates, line=line))  # fmt: skip
-        self._count(JobStatus.COMPLETED if committed else None, "ok")
         if committed:
+            self._hand_over(job, answer)
             self._completed(job, answer, completed_at=completed_at)
+        self._count(JobStatus.COMPLETED if committed else None, "ok")
         if dispatch.breaker_seen != Breaker() or dispatch.probe:
             await self.change_breaker(job.gpu, on_success)
+
+    def _hand_over(self, job: TakenJob, answer: GpuAnswer) -> None:
+        """A committed answer goes straight to a request held for it on this replica."""
+        hold = self.watch.local_hold(job.job_id) if self.watch is not None else None
+        if hold is not None:
+            hold.complete(StoredResult(answer.status, answer.content_type, answer.body))
 
     def _completed(self, job: TakenJob, answer: GpuAnswer, *, completed_at: float) -> None:
         duration_s = max(0.0, completed_at - job.created_at)
         self.metrics.job_duration.labels(job.route, job.priority.value).observe(duration_s)
+        if not log.isEnabledFor(logging.INFO):  # the token count parses the whole answer
+            return
         tokens = usage_tokens(answer.body, streamed="event-stream" in answer.content_type)
         fields = {"duration_s": round(duration_s, 3), "status_code": answer.status,
                   "tokens": tokens or None}  # fmt: skip

@@ -8,8 +8,9 @@ from typing import cast
 
 import pytest
 
-from smartqueue.api.holding import error_event, relay_chunks
+from smartqueue.api.holding import RedisFeed, error_event, relay_chunks
 from smartqueue.store import Store
+from smartqueue.watch import LocalHold
 
 Event = tuple[str, dict[bytes, bytes]]
 
@@ -57,7 +58,8 @@ def status(event_id: str, value: str) -> Event:
 
 async def relayed(events: list[Event]) -> tuple[bytes, list[str]]:
     store = ScriptedStore(ScriptedEvents(events), ScriptedJobs())
-    received = [part async for part in relay_chunks(cast(Store, store), "job", first=events[0])]
+    feed = RedisFeed(cast(Store, store), LocalHold("job"), events=list(events))
+    received = [part async for part in relay_chunks(feed, first=0)]
     return b"".join(received), store.jobs.cancelled
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from smartqueue.api.deps import CallerDep, ServicesDep
 from smartqueue.api.holding import (
+    LOCAL,
+    RedisFeed,
     answer_from_job,
+    answer_from_result,
     first_event,
     parse_prefer,
     relay_chunks,
@@ -22,9 +28,11 @@ from smartqueue.errors import OutcomeUnknown, StoreUnavailable
 from smartqueue.models import EnqueueResponse, ErrorBody
 from smartqueue.openai_format import wants_stream
 from smartqueue.owners import Caller
-from smartqueue.store import Store
+from smartqueue.queue import StoredResult
+from smartqueue.watch import JobWatch, LocalHold
 
 router = APIRouter(tags=["openai"])
+READER_GRACE_S = 0.2  # how long a finished stream lets its Redis reader end on its own
 
 OPENAI_BODY: dict[str, Any] = {
     "requestBody": {
@@ -56,49 +64,98 @@ PreferHeader = Annotated[
 
 async def hold(services: Services, request: Request, caller: Caller, *, path: str) -> Response:
     """Enqueue the request, hold the connection until its job ends, answer as the GPU did."""
-    settings = services.settings
+    settings, watch = services.settings, services.watch
     job = await build_job(request, services.fleet, limit_bytes=settings.max_body_bytes,
                           openai_path=path, caller=caller,
                           header_limits=HeaderLimits.from_settings(settings))  # fmt: skip
-    accepted = await services.admissions.admit(job)
-    preference = parse_prefer(request.headers.get("prefer"))
-    location = {"Location": f"/status/{accepted.job_id}"}
-    if preference.respond_async:
-        return JSONResponse(accepted.model_dump(mode="json"), status_code=202, headers=location)
-    timeout_s = preference.wait_s if preference.wait_s is not None else settings.hold_s
+    held = watch.hold(job.job_id)  # before the job exists: a local consumer always finds it
     try:
-        return await _held_answer(services, request, accepted.job_id, job.payload, timeout_s)
+        accepted = await services.admissions.admit(job)
+        preference = parse_prefer(request.headers.get("prefer"))
+        if preference.respond_async:
+            location = {"Location": f"/status/{accepted.job_id}"}
+            return JSONResponse(accepted.model_dump(mode="json"), status_code=202,
+                                headers=location)  # fmt: skip
+        fresh = accepted.job_id == job.job_id
+        if not fresh:  # a duplicate: hold the first job instead
+            watch.release(held)
+            held = watch.hold(accepted.job_id)
+        timeout_s = preference.wait_s if preference.wait_s is not None else settings.hold_s
+        response = await _held_answer(services, request, held, job.payload, timeout_s, fresh)
     except StoreUnavailable:  # the job lives on in Redis: say where, never a bare 503
+        watch.release(held)
         raise OutcomeUnknown(
-            f"the job store went away while job {accepted.job_id} was held; it lives on: "
-            f"poll /status/{accepted.job_id}", job_id=accepted.job_id,
+            f"the job store went away while job {held.job_id} was held; it lives on: "
+            f"poll /status/{held.job_id}", job_id=held.job_id,
         ) from None  # fmt: skip
+    except BaseException:
+        watch.release(held)
+        raise
+    if not isinstance(response, StreamingResponse):  # a stream releases it when it ends
+        watch.release(held)
+    return response
 
 
 async def _held_answer(
-    services: Services, request: Request, job_id: str, payload: bytes, timeout_s: float
-) -> Response:
+    services: Services, request: Request, held: LocalHold, payload: bytes, timeout_s: float,
+    fresh: bool,
+) -> Response:  # fmt: skip
     if wants_stream(payload):
-        return await _stream(services.store, request, job_id, timeout_s=timeout_s)
-    record = await wait_for_end(services.store, services.watch, job_id,
-                                timeout_s=timeout_s, request=request)  # fmt: skip
-    if record is None:
-        raise timed_out(job_id, timeout_s)
-    return answer_from_job(record)
+        return await _stream(services, request, held, timeout_s=timeout_s)
+    ended = await wait_for_end(services.store, held, timeout_s=timeout_s, request=request,
+                               fresh=fresh)  # fmt: skip
+    if ended is None:
+        raise timed_out(held.job_id, timeout_s)
+    if isinstance(ended, StoredResult):
+        return answer_from_result(held.job_id, ended)
+    return answer_from_job(ended)
 
 
-async def _stream(store: Store, request: Request, job_id: str, *, timeout_s: float) -> Response:
-    first = await first_event(store, job_id, timeout_s=timeout_s, request=request)
-    if first is None:
-        raise timed_out(job_id, timeout_s)
-    if first[1].get(b"type") != b"chunk":  # the job ended before streaming anything
-        record = await store.jobs.get(job_id)
-        assert record is not None
-        return answer_from_job(record)
-    headers = {"X-Smartqueue-Job-Id": job_id, "Cache-Control": "no-cache",
+async def _stream(
+    services: Services, request: Request, held: LocalHold, *, timeout_s: float
+) -> Response:
+    feed = RedisFeed(services.store, held)
+    reader = asyncio.create_task(feed.run())
+    try:
+        first = await first_event(feed, timeout_s=timeout_s, request=request)
+        if first is None:
+            raise timed_out(held.job_id, timeout_s)
+        if first != LOCAL and feed.events[first][1].get(b"type") != b"chunk":
+            record = await services.store.jobs.get(held.job_id)  # ended before streaming
+            assert record is not None
+            return answer_from_job(record)
+        if first == LOCAL and not held.chunks:  # completed here without streaming anything
+            assert held.answer is not None
+            return answer_from_result(held.job_id, held.answer)
+    except BaseException:
+        await _stop_reader(feed, reader)
+        raise
+    headers = {"X-Smartqueue-Job-Id": held.job_id, "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}  # fmt: skip
-    chunks = relay_chunks(store, job_id, first=first)
+    chunks = _relayed(services.watch, feed, reader, first)
     return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
+
+
+async def _relayed(
+    watch: JobWatch, feed: RedisFeed, reader: asyncio.Task[None], first: int
+) -> AsyncIterator[bytes]:
+    """The relayed stream; then the Redis reader is stopped and the hold released."""
+    try:
+        async for event in relay_chunks(feed, first=first):
+            yield event
+    finally:
+        await _stop_reader(feed, reader)
+        watch.release(feed.hold)
+
+
+async def _stop_reader(feed: RedisFeed, reader: asyncio.Task[None]) -> None:
+    """Let the reader end at its next event (soon: the job's end reaches Redis too) or stop it."""
+    feed.stop = True
+    with anyio.CancelScope(shield=True):
+        done, _ = await asyncio.wait({reader}, timeout=READER_GRACE_S)
+        if not done:
+            reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
 @router.post(
