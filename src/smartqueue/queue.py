@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 from smartqueue.models import ErrorInfo, JobStatus, Priority
 
 DEFAULT_PATH = "/v1/chat/completions"
+DEFAULT_CONTENT_TYPE = "application/json"  # what a GPU call sends when the job kept none
+
+
+def stored_headers(headers: dict[str, str]) -> str:
+    """A job's kept headers as its stream entry holds them: '' (field left out) when they are
+    the defaults, else compact JSON; a `content-type` equal to the GPU call's default is left out.
+    """
+    kept = {name: value for name, value in headers.items()
+            if (name, value) != ("content-type", DEFAULT_CONTENT_TYPE)}  # fmt: skip
+    return json.dumps(kept, separators=(",", ":")) if kept else ""
 
 
 @dataclass(frozen=True)
@@ -60,8 +70,9 @@ class StreamEntry:
 
     def job_fields(self, job_id: str | None = None) -> list[str | bytes]:
         """The fields of a stream entry that runs this job (as `job_id` when given)."""
-        fields: list[str | bytes] = ["job_id", job_id or self.job_id, "payload", self.payload,
-                                     "headers", json.dumps(self.headers)]  # fmt: skip
+        fields: list[str | bytes] = ["job_id", job_id or self.job_id, "payload", self.payload]
+        if headers := stored_headers(self.headers):
+            fields += ["headers", headers]
         if self.path != DEFAULT_PATH:
             fields += ["path", self.path]
         return fields
