@@ -33,6 +33,16 @@ def used_memory(connection: redis.Redis) -> int:
     return int(connection.info("memory")["used_memory"])
 
 
+def stored_memory(connection: redis.Redis) -> int:
+    """`used_memory` less the clients' buffers (`mem_clients_normal`): what the data takes.
+
+    A client's query and output buffers grow and shrink with its traffic; they belong to the
+    connection, not to what it stored.
+    """
+    memory = connection.info("memory")
+    return int(memory["used_memory"]) - int(memory["mem_clients_normal"])
+
+
 def keys_bytes(connection: redis.Redis, pattern: str) -> int:
     """Sum of MEMORY USAGE (all samples) over the keys matching `pattern`."""
     total = 0

@@ -21,6 +21,18 @@ def size_fields(prompt_tokens: int, max_tokens: int | None) -> list[str]:
     return fields + (["out", str(max_tokens)] if max_tokens else [])
 
 
+DEFAULT_CONTENT_TYPE = "application/json"  # what a GPU call sends when the job kept none
+
+
+def stored_headers(headers: dict[str, str]) -> str:
+    """A job's kept headers as its stream entry holds them: '' (field left out) when they are
+    the defaults, else compact JSON; a `content-type` equal to the GPU call's default is left out.
+    """
+    kept = {name: value for name, value in headers.items()
+            if (name, value) != ("content-type", DEFAULT_CONTENT_TYPE)}  # fmt: skip
+    return json.dumps(kept, separators=(",", ":")) if kept else ""
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A submission about to be stored."""
@@ -70,8 +82,9 @@ class StreamEntry:
 
     def job_fields(self, job_id: str | None = None) -> list[str | bytes]:
         """The fields of a stream entry that runs this job (as `job_id` when given)."""
-        fields: list[str | bytes] = ["job_id", job_id or self.job_id, "payload", self.payload,
-                                     "headers", json.dumps(self.headers)]  # fmt: skip
+        fields: list[str | bytes] = ["job_id", job_id or self.job_id, "payload", self.payload]
+        if headers := stored_headers(self.headers):
+            fields += ["headers", headers]
         if self.path != DEFAULT_PATH:
             fields += ["path", self.path]
         for name in SIZE_FIELDS:

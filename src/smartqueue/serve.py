@@ -29,7 +29,7 @@ def serve_command(
     import uvicorn  # the service's imports load only for this command
 
     from smartqueue.api.app import create_app
-    from smartqueue.http_server import HeaderLimitedH11Protocol
+    from smartqueue.http_server import HeaderLimitedHttpToolsProtocol
 
     configure_logging(log_level or "info")
     try:
@@ -54,6 +54,6 @@ def serve_command(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
-        http=HeaderLimitedH11Protocol,  # h11, with a 431 for an oversized header block
+        http=HeaderLimitedHttpToolsProtocol,  # httptools, with a 431 for an oversized header block
         h11_max_incomplete_event_size=settings.max_header_block_bytes,
     )

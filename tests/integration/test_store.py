@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,8 +14,9 @@ import redis.asyncio as aioredis
 from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority, new_job_id
-from smartqueue.queue import Lease, NewJob, TakenJob, TakeRefused
+from smartqueue.queue import Lease, NewJob, StreamEntry, TakenJob, TakeRefused
 from smartqueue.store import Store, scripts
+from smartqueue.store.codec import entry_from_raw
 from smartqueue.store.keys import GROUP
 from smartqueue.store.scripts import Change, Held, Scripts
 from tests.support.redis_server import RedisServer
@@ -379,3 +381,55 @@ async def test_take_never_ages_a_batch_request_above_interactive_work(store: Sto
 
     assert taken is not None
     assert taken.job_id == new_low.job_id, "the low job, though the batch request aged"
+
+
+async def test_enqueue_stores_defaults_by_leaving_them_out(store: Store) -> None:
+    job = new_job()
+    await store.submissions.enqueue(job, ceiling=100, everywhere_ceiling=100)
+    record = cast(dict[bytes, bytes], await store.redis.hgetall(store.keys.job(job.job_id)))
+    entry = await stored_entry(store, job)
+    assert set(entry.fields) == {"job_id"}  # default headers and path: no field (nor payload)
+    assert b"attempts" not in record
+    assert len(record[b"created_at"].partition(b".")[2]) <= 3  # milliseconds
+    stored = await store.jobs.get(job.job_id)
+    assert stored is not None
+    assert stored.attempts == 0
+    assert stored.created_at == pytest.approx(job.created_at, abs=0.001)
+    assert (await stored_entry(store, job)).headers == {}
+
+
+async def test_enqueue_keeps_headers_other_than_the_defaults(store: Store) -> None:
+    headers = {
+        "content-type": "text/plain",
+        "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+    }
+    job = replace(new_job(), headers=headers, path="/v1/completions")
+    await store.submissions.enqueue(job, ceiling=100, everywhere_ceiling=100)
+    entry = await stored_entry(store, job)
+    assert (entry.headers, entry.path) == (headers, "/v1/completions")
+
+
+async def test_records_and_entries_of_the_older_format_still_read(store: Store) -> None:
+    job = new_job()
+    stream, record = store.keys.stream(job.priority, job.route), store.keys.job(job.job_id)
+    headers = '{"content-type": "application/json"}'
+    fields = {"job_id": job.job_id, "payload": job.payload, "headers": headers}
+    entry_id = await store.redis.xadd(stream, fields)  # type: ignore[arg-type]
+    await store.redis.hset(record, mapping={
+        "status": "queued", "route": job.route, "priority": job.priority.value, "attempts": 0,
+        "created_at": "1796196991.7318034", "entry": entry_id, "seq": 1, "owner": "anonymous",
+    })  # fmt: skip
+    stored = await store.jobs.get(job.job_id)
+    assert stored is not None
+    assert (stored.attempts, stored.created_at, stored.owner) == (0, 1796196991.7318034,
+                                                                  "anonymous")  # fmt: skip
+    assert (await stored_entry(store, job)).headers == {"content-type": "application/json"}
+
+
+async def stored_entry(store: Store, job: NewJob) -> StreamEntry:
+    """The job's stream entry as the store decodes it (the only entry of its stream here)."""
+    stream = store.keys.stream(job.priority, job.route)
+    [(entry_id, raw)] = cast(
+        list[tuple[bytes, dict[bytes, bytes]]], await store.redis.xrange(stream)
+    )
+    return entry_from_raw(entry_id, raw)

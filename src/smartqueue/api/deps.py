@@ -83,11 +83,16 @@ async def require_admin(
 AdminDep = Depends(require_admin)
 
 
-async def get_caller(services: ServicesDep, request: Request) -> Caller:
+def caller_of(services: Services, request: Request) -> Caller:
     """Who is asking: the owner their Authorization stands for, and whether they are admin."""
     authorization = request.headers.get("authorization")
     owner = owner_of(authorization, secret=services.owner_secret)
     return Caller(owner, admin=is_admin(services.settings, authorization))
+
+
+async def get_caller(services: ServicesDep, request: Request) -> Caller:
+    """Who is asking (caller_of)."""
+    return caller_of(services, request)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

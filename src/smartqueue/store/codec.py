@@ -40,7 +40,7 @@ def entry_from_raw(entry_id: bytes, raw: Mapping[bytes, bytes]) -> StreamEntry:
         entry_id=entry_id.decode(),
         job_id=fields.get("job_id", ""),
         payload=raw.get(b"payload", b""),
-        headers=json.loads(fields.get("headers", "{}")),
+        headers=json.loads(fields.get("headers") or "{}"),  # absent: the defaults (stored_headers)
         fields=fields,
         path=fields.get("path", DEFAULT_PATH),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -11,7 +10,7 @@ from redis.exceptions import RedisError
 
 from smartqueue.errors import OutcomeUnknown
 from smartqueue.models import PRIORITY_ORDER
-from smartqueue.queue import DEFAULT_PATH, Admission, NewJob, size_fields
+from smartqueue.queue import DEFAULT_PATH, Admission, NewJob, size_fields, stored_headers
 from smartqueue.store import scripts
 from smartqueue.store.codec import text
 from smartqueue.store.connection import translate_errors
@@ -50,8 +49,8 @@ class Submissions:
             stream=keys.stream(job.priority, job.route), record=keys.job(job.job_id),
             wake=keys.wake, counts=keys.counts,
             idempotency=keys.idempotency(digest) if digest else None, job_id=job.job_id,
-            payload=job.payload, headers=json.dumps(job.headers), route=job.route,
-            priority=job.priority.value, created_at=job.created_at,
+            payload=job.payload, headers=stored_headers(job.headers), route=job.route,
+            priority=job.priority.value, created_at=round(job.created_at, 3),  # ms: 14 characters
             idempotency_ttl_s=context.idempotency_ttl_s,
             path="" if job.path == DEFAULT_PATH else job.path, ceiling=ceiling,
             everywhere_ceiling=everywhere_ceiling, counter=Counter.of(job.priority, job.route),

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from smartqueue.api.deps import AdmissionsDep, CallerDep, FleetDep, SettingsDep, StoreDep
+from smartqueue.api.deps import AdmissionsDep, CallerDep, SettingsDep, StoreDep, caller_of
 from smartqueue.api.events import job_event_stream
+from smartqueue.api.plain_route import PlainRoute, header_parameter
 from smartqueue.api.records import job_record
+from smartqueue.api.services import Services
 from smartqueue.api.submission import HeaderLimits, build_job
 from smartqueue.errors import BadRequest, Conflict, NotFound
 from smartqueue.logs import traced
@@ -62,35 +64,32 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 NOT_YOURS = "Unknown or expired job, or another owner's"
 
 
-@router.post(
-    "/enqueue",
-    status_code=202,
-    response_model=EnqueueResponse,
-    responses=ERRORS,
-    openapi_extra=ANY_BODY,
-    summary="Submit a job",
-)
-async def enqueue(
-    request: Request,
-    response: Response,
-    fleet: FleetDep,
-    settings: SettingsDep,
-    admissions: AdmissionsDep,
-    caller: CallerDep,
-    x_syslog_model: Annotated[str | None, Header(description="Route (default: default)")] = None,
-    x_syslog_priority: Annotated[
-        str | None, Header(description="high, normal (default) or low")
-    ] = None,
-    idempotency_key: Annotated[
-        str | None, Header(description="Same key, same job (kept 24 h)")
-    ] = None,
-) -> EnqueueResponse:
+ENQUEUE_HEADERS = [
+    header_parameter("x-syslog-model", "Route (default: default)"),
+    header_parameter("x-syslog-priority", "high, normal (default) or low"),
+    header_parameter("idempotency-key", "Same key, same job (kept 24 h)"),
+]
+
+
+async def enqueue(request: Request) -> Response:
     """Queue a job for the best GPU of its route; 202 with where to follow it."""
-    job = await build_job(request, fleet, limit_bytes=settings.max_body_bytes, caller=caller,
+    services: Services = request.app.state.services
+    settings = services.settings
+    job = await build_job(request, services.fleet, limit_bytes=settings.max_body_bytes,
+                          caller=caller_of(services, request),
                           header_limits=HeaderLimits.from_settings(settings))  # fmt: skip
-    accepted = await admissions.admit(job)
-    response.headers["Location"] = f"/status/{accepted.job_id}"
-    return accepted
+    accepted = await services.admissions.admit(job)
+    return Response(accepted.model_dump_json(), status_code=202, media_type="application/json",
+                    headers={"Location": f"/status/{accepted.job_id}"})  # fmt: skip
+
+
+# The hottest route: a PlainRoute (no dependency solving, no response validation per request),
+# documented as FastAPI would document the headers it reads.
+router.add_api_route(
+    "/enqueue", enqueue, methods=["POST"], status_code=202, response_model=EnqueueResponse,
+    responses=ERRORS, openapi_extra={**ANY_BODY, "parameters": ENQUEUE_HEADERS},
+    summary="Submit a job", route_class_override=PlainRoute,
+)  # fmt: skip
 
 
 @router.get(

@@ -43,16 +43,20 @@ local everywhere = redis.call('HMGET', counts, everywhere_entered, everywhere_le
 if number(everywhere[1]) - number(everywhere[2]) >= everywhere_ceiling then
   return {0, '', depth, -1, 'everywhere'}
 end
-local fields = {'job_id', job_id, 'payload', payload, 'headers', headers}
-if path ~= '' then
-  table.insert(fields, 'path')
-  table.insert(fields, path)
+-- The stream entry: a field whose value is '' is left out (readers take its default: no extra
+-- headers, the default path), as is the record's `attempts` while it is 0.
+local fields = {'job_id', job_id, 'payload', payload}
+for _, field in ipairs({{'headers', headers}, {'path', path}}) do
+  if field[2] ~= '' then
+    table.insert(fields, field[1])
+    table.insert(fields, field[2])
+  end
 end
 for i = first_size, #ARGV do table.insert(fields, ARGV[i]) end
 local entry = redis.call('XADD', stream, '*', unpack(fields))
 local seq = count(counts, entered, everywhere_entered)
 redis.call('HSET', record, 'status', 'queued', 'route', route, 'priority', priority,
-  'attempts', 0, 'created_at', created_at, 'entry', entry, 'seq', seq, 'owner', owner)
+  'created_at', created_at, 'entry', entry, 'seq', seq, 'owner', owner)
 if idempotency then
   redis.call('HSET', idempotency, 'job_id', job_id, 'request', request_digest)
   redis.call('EXPIRE', idempotency, idempotency_ttl_s)
