@@ -134,7 +134,9 @@ class FleetProber:
             return snapshot
         numbers = snapshot.engine.queue_numbers if snapshot.engine else None
         self.history[name].append(ProbeRecord(numbers, in_flight[name]))
-        return replace(snapshot, frozen=is_frozen(self.history[name]))
+        return replace(
+            snapshot, frozen=is_frozen(self.history[name]), own_in_flight=in_flight[name]
+        )
 
     async def _own_in_flight(self, names: list[str]) -> dict[str, int] | None:
         if self.in_flight is None:

@@ -14,7 +14,7 @@ from smartqueue.breaker import Breaker, BreakerPolicy, Gate, gate
 from smartqueue.config import FleetConfig, GpuConfig, Settings
 from smartqueue.fleet import FleetProber
 from smartqueue.planner import PlanGpu, Speed, slot_free_times
-from smartqueue.scoring import GpuSnapshot, is_down, trusted_engine
+from smartqueue.scoring import GpuSnapshot, direct_running, is_down, trusted_engine
 from smartqueue.store import Store
 
 COLD_START_S = 30.0
@@ -38,7 +38,8 @@ class LiveGpu:
         self, speed: Speed, *, now: float, max_age_s: float, mean_duration_s: float
     ) -> PlanGpu:
         """The GPU as the planner sees it: whether it may take a job, when each slot frees
-        (the engine's own running and waiting requests count: direct traffic), its speed.
+        (requests the engine ran beyond ours when probed, and those waiting inside it, count:
+        direct traffic), its speed.
 
         A job whose end was not predicted counts as half done. A half-open breaker lets one
         probe job through; an unloaded model (cold start) and KV cache pressure delay every
@@ -46,12 +47,12 @@ class LiveGpu:
         """
         engine = trusted_engine(self.snapshot, now=now, max_age_s=max_age_s)
         ours = [now + mean_duration_s / 2 if end is None else end for end in self.ends]
-        running, waiting = engine.queue_numbers if engine else (None, None)
+        direct = direct_running(self.snapshot, engine) if self.snapshot and engine else 0
         free_now, busy_until = slot_free_times(
             slots=self.config.slots,
             ours=ours,
-            engine_running=running,
-            engine_waiting=waiting,
+            engine_running=len(ours) + direct,
+            engine_waiting=engine.waiting if engine else None,
             mean_duration_s=mean_duration_s,
             now=now,
         )

@@ -33,6 +33,7 @@ SAMPLE_DECAY = 0.9  # weight kept by the older samples at each new one: ~10 samp
 MIN_SAMPLE_WEIGHT = 3.0  # decayed sample weight below which a regression keeps to the prior
 MAX_SAMPLE_DURATION_S = 86_400.0  # a longer "duration" is a clock error, not a speed
 MIN_PROMPT_SPREAD_TOKENS = 64.0  # prompt sizes must vary this much (std) to fit a prefill slope
+MIN_OUTPUT_SPREAD_TOKENS = 16.0  # answer lengths must vary this much (std) to fit a decode slope
 BASE_RANGE_S = (0.0, 60.0)
 PREFILL_RANGE_S_PER_TOKEN = (0.0, 0.01)
 DECODE_RANGE_S_PER_TOKEN = (0.0002, 2.0)
@@ -73,11 +74,14 @@ class Sample:
 
 @dataclass(frozen=True)
 class SpeedStats:
-    """Decayed sufficient statistics of one GPU's two regressions.
+    """Decayed sufficient statistics of one GPU's two regressions (weight, Σx, Σx², Σy, Σxy).
 
-    Time to first token against prompt tokens (streamed samples: weight, Σx, Σx², Σy, Σxy), and
-    decode seconds (duration minus time to first token) against completion tokens, through the
-    origin (weight, Σx², Σxy). Every sum is weighted by `SAMPLE_DECAY` per later sample.
+    - time to first token against prompt tokens, from streamed samples;
+    - the answer's time less its prompt's prefill against completion tokens, from every sample:
+      a line whose slope is the decode time per token and whose intercept is the start time, so
+      a fleet that never streams still learns when its answers start.
+
+    Every sum is weighted by `SAMPLE_DECAY` per later sample.
     """
 
     ttft_weight: float = 0.0
@@ -85,9 +89,11 @@ class SpeedStats:
     ttft_prompt_sq: float = 0.0
     ttft_s: float = 0.0
     ttft_prompt_s: float = 0.0
-    decode_weight: float = 0.0
-    decode_tokens_sq: float = 0.0
-    decode_tokens_s: float = 0.0
+    answer_weight: float = 0.0
+    answer_tokens: float = 0.0
+    answer_tokens_sq: float = 0.0
+    answer_s: float = 0.0
+    answer_tokens_s: float = 0.0
     updated_at: float = 0.0
 
     def to_fields(self) -> dict[str, str]:
@@ -122,17 +128,17 @@ def observe(
 ) -> SpeedStats:
     """The stats with `sample` added and each regression's older samples decayed.
 
-    A non-streamed sample teaches decode speed only, its time to first token predicted from the
-    stats so far. A sample with a non-finite or non-positive duration is ignored.
+    A streamed sample also teaches the time to first token. The prompt's prefill is taken off
+    the answer's time with the prefill slope learned so far (or the prior's). A sample with a
+    non-finite or non-positive duration is ignored.
     """
     if not _is_sound(sample):
         return stats
     ttft_s = _observed_ttft_s(sample)
     learned = _learn_ttft(stats, sample.prompt_tokens, ttft_s) if ttft_s is not None else stats
-    if ttft_s is None:
-        speed = estimate(stats, prior=prior)
-        ttft_s = speed.base_s + speed.prefill_s_per_token * max(0, sample.prompt_tokens)
-    learned = _learn_decode(learned, sample.completion_tokens, sample.duration_s - ttft_s)
+    prefill = estimate(stats, prior=prior).prefill_s_per_token
+    start_free_s = sample.duration_s - prefill * max(0, sample.prompt_tokens)
+    learned = _learn_answer(learned, sample.completion_tokens, start_free_s)
     return replace(learned, updated_at=now)
 
 
@@ -162,30 +168,46 @@ def _learn_ttft(stats: SpeedStats, prompt_tokens: int, ttft_s: float) -> SpeedSt
     )
 
 
-def _learn_decode(stats: SpeedStats, completion_tokens: int, decode_s: float) -> SpeedStats:
-    """Decay the decode sums and add one point (nothing to learn from an empty answer)."""
+def _learn_answer(stats: SpeedStats, completion_tokens: int, answer_s: float) -> SpeedStats:
+    """Decay the answer-line sums and add one point (nothing to learn from an empty answer)."""
     if completion_tokens <= 0:
         return stats
-    x, y, keep = float(completion_tokens), max(0.0, decode_s), SAMPLE_DECAY
+    x, y, keep = float(completion_tokens), max(0.0, answer_s), SAMPLE_DECAY
     return replace(
         stats,
-        decode_weight=keep * stats.decode_weight + 1.0,
-        decode_tokens_sq=keep * stats.decode_tokens_sq + x * x,
-        decode_tokens_s=keep * stats.decode_tokens_s + x * y,
+        answer_weight=keep * stats.answer_weight + 1.0,
+        answer_tokens=keep * stats.answer_tokens + x,
+        answer_tokens_sq=keep * stats.answer_tokens_sq + x * x,
+        answer_s=keep * stats.answer_s + y,
+        answer_tokens_s=keep * stats.answer_tokens_s + x * y,
     )
 
 
 def estimate(stats: SpeedStats, *, prior: Speed) -> Speed:
-    """The learned speed, each part from the prior while its samples are too few."""
+    """The learned speed, each part from the prior while its samples are too few.
+
+    Time to first token: the streamed samples' line when there are enough, else the answer
+    line's intercept, else the prior. Decode: the answer line's slope when the answers' lengths
+    varied, else what is left of their mean time once they started.
+    """
     base_s, prefill = _ttft_line(stats, prior=prior)
+    streamed = stats.ttft_weight >= MIN_SAMPLE_WEIGHT
     decode = prior.decode_s_per_token
-    if stats.decode_weight >= MIN_SAMPLE_WEIGHT and stats.decode_tokens_sq > 0:
-        decode = stats.decode_tokens_s / stats.decode_tokens_sq
+    weight = stats.answer_weight
+    if weight >= MIN_SAMPLE_WEIGHT:
+        mean_x, mean_y = stats.answer_tokens / weight, stats.answer_s / weight
+        variance = stats.answer_tokens_sq / weight - mean_x * mean_x
+        if variance >= MIN_OUTPUT_SPREAD_TOKENS**2:
+            decode = (stats.answer_tokens_s / weight - mean_x * mean_y) / variance
+            base_s = base_s if streamed else mean_y - decode * mean_x
+        elif mean_x > 0:
+            start_s = base_s if streamed else min(base_s, mean_y)
+            decode = (mean_y - start_s) / mean_x
     return Speed(
         base_s=_clamp(base_s, BASE_RANGE_S),
         prefill_s_per_token=_clamp(prefill, PREFILL_RANGE_S_PER_TOKEN),
         decode_s_per_token=_clamp(decode, DECODE_RANGE_S_PER_TOKEN),
-        samples=stats.decode_weight,
+        samples=weight,
     )
 
 

@@ -65,7 +65,9 @@ class GpuSnapshot:
 
     `reachable` is False when the engine refused the connection, timed out or answered its
     health check with an error; `unauthorised` when it answered 401/403 to a probe (it is up,
-    its signals unknown); `frozen` when the prober found its numbers frozen (`is_frozen`).
+    its signals unknown); `frozen` when the prober found its numbers frozen (`is_frozen`);
+    `own_in_flight` smartqueue's own jobs on the GPU when it was probed (None: not read), so the
+    engine's count beyond it is traffic that came another way.
     """
 
     observed_at: float
@@ -75,6 +77,7 @@ class GpuSnapshot:
     error: str | None = None
     unauthorised: bool = False
     frozen: bool = False
+    own_in_flight: int | None = None
 
 
 def sidecar_score(metrics: SidecarMetrics) -> float:
@@ -173,6 +176,14 @@ class ProbeRecord:
 
     engine_numbers: tuple[int | None, int | None] | None  # (running, waiting); None: no view
     in_flight: int  # smartqueue's own jobs on the GPU when it was probed
+
+
+def direct_running(snapshot: GpuSnapshot, engine: EngineView) -> int:
+    """Requests the engine was running that smartqueue did not send (Nginx's direct path): its
+    count beyond ours when it was probed (0 when either is unknown)."""
+    if engine.running is None or snapshot.own_in_flight is None:
+        return 0
+    return max(0, engine.running - snapshot.own_in_flight)
 
 
 def is_frozen(history: Sequence[ProbeRecord], *, probes: int = FROZEN_AFTER_PROBES) -> bool:

@@ -19,10 +19,12 @@ CONFIG = GpuConfig(name="g", url="http://g.local:1", sidecar_url="http://g.local
 HOT = SidecarMetrics(gpu_util_pct=10.0, vram_used_mb=23_900.0, vram_total_mb=24_000.0, temp_c=50.0)
 
 
-def engine(*, age_s: float = 1.0, **signals: float | int | bool) -> GpuSnapshot:
-    """A fresh probe whose engine says `signals`."""
+def engine(
+    *, age_s: float = 1.0, ours_then: int | None = 0, **signals: float | int | bool
+) -> GpuSnapshot:
+    """A fresh probe whose engine says `signals`, taken while `ours_then` of our jobs ran."""
     view = EngineView(NOW - age_s, **signals)  # type: ignore[arg-type]
-    return GpuSnapshot(NOW - 1.0, reachable=True, engine=view)
+    return GpuSnapshot(NOW - 1.0, reachable=True, engine=view, own_in_flight=ours_then)
 
 
 def planned(
@@ -47,8 +49,14 @@ def planned(
                      4, (), id="vram-full"),
         pytest.param(planned(snapshot=engine(running=3)), True, 1, (NOW + MEAN_S / 2,) * 3,
                      id="direct-traffic"),
-        pytest.param(planned(ends=(NOW + 1,), snapshot=engine(running=1)), True, 3, (NOW + 1,),
-                     id="engine-counts-ours"),
+        pytest.param(planned(ends=(NOW + 1,), snapshot=engine(running=1, ours_then=1)), True, 3,
+                     (NOW + 1,), id="engine-counts-ours"),
+        pytest.param(planned(snapshot=engine(running=2, ours_then=2)), True, 4, (),
+                     id="ours-ended-since-the-probe"),
+        pytest.param(planned(ends=(NOW + 1,), snapshot=engine(running=3, ours_then=2)), True, 2,
+                     (NOW + 1, NOW + MEAN_S / 2), id="direct-beyond-ours-then"),
+        pytest.param(planned(snapshot=engine(running=3, ours_then=None)), True, 4, (),
+                     id="ours-then-unknown"),
         pytest.param(planned(snapshot=engine(running=3, age_s=MAX_AGE_S + 1)), True, 4, (),
                      id="stale-engine-ignored"),
     ],
