@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from bench.procs import LOOPBACK, Processes, Sim, free_port
+from bench.procs import LOAD_CPU, LOOPBACK, Processes, Sim, free_port
 from smartqueue_sim.fleet import ProfileChoice
 from smartqueue_sim.latency import LatencyProfile
 
@@ -111,7 +111,13 @@ def write_fleet_files(spec: FleetSpec, directory: Path) -> Path:
     return path
 
 
-def start_fleet(procs: Processes, spec: FleetSpec, *, speed: float) -> tuple[Path, dict[str, Sim]]:
-    """Write the fleet's files and run `sim-fleet` for it; the fleet path and the sims by name."""
-    path = write_fleet_files(spec, procs.workdir / f"fleet-{spec.name}")
-    return path, procs.sim_fleet(f"sims-{spec.name}", path, speed=speed)
+def start_fleet(
+    procs: Processes, spec: FleetSpec, *, speed: float, copy: str = "", cpu: str = LOAD_CPU
+) -> tuple[Path, dict[str, Sim]]:
+    """Write the fleet's files and run `sim-fleet` for it; the fleet path and the sims by name.
+
+    `copy` names a further copy of the same fleet on other ports (one per balancer).
+    """
+    name = f"{spec.name}-{copy}" if copy else spec.name
+    path = write_fleet_files(spec, procs.workdir / f"fleet-{name}")
+    return path, procs.sim_fleet(f"sims-{name}", path, speed=speed, cpu=cpu)

@@ -155,7 +155,9 @@ class Processes:
         entry = json.loads(ready.read_text(encoding="utf-8"))["sims"][0]
         return Sim(name=name, url=entry["url"], sidecar_url=entry["sidecar_url"])
 
-    def sim_fleet(self, name: str, fleet_file: Path, *, speed: float) -> dict[str, Sim]:
+    def sim_fleet(
+        self, name: str, fleet_file: Path, *, speed: float, cpu: str = LOAD_CPU
+    ) -> dict[str, Sim]:
         """`smartqueue sim-fleet` for a fleet file (profiles from `sim-profiles.yaml` beside it)."""
         ready = self.workdir / f"{name}.ready.json"
         args = [
@@ -167,7 +169,7 @@ class Processes:
             f"--speed={speed:g}",
             f"--ready-file={ready}",
         ]
-        child = self.spawn(name, pinned(LOAD_CPU, args))
+        child = self.spawn(name, pinned(cpu, args))
         wait_until(ready.exists, child, what=name, log=lambda: self.log_tail(name))
         sims = json.loads(ready.read_text(encoding="utf-8"))["sims"]
         return {

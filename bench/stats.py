@@ -62,6 +62,12 @@ class Section:
     notes: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     show_figures: bool = True
+    elapsed_s: float = 0.0
+    spent_s: dict[str, float] = field(default_factory=dict)
+
+    def spend(self, step: str, seconds: float) -> None:
+        """Add wall-clock seconds to one step of the benchmark (where the run's time went)."""
+        self.spent_s[step] = self.spent_s.get(step, 0.0) + seconds
 
     def add(self, name: str, unit: str, value: float) -> None:
         """Record one round's value of a figure (created on first use, kept in order)."""
