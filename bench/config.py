@@ -14,15 +14,16 @@ class BenchConfig:
     workdir: Path
     full: bool = False
     rounds: int = 3
-    wrk_duration_s: float = 5.0
+    wrk_duration_s: float = 4.0
     wrk_warmup_s: float = 1.0
     wrk_connections: int = 32
-    open_loop_duration_s: float = 5.0
+    open_loop_duration_s: float = 4.0
     commands_sample: int = 300
     latency_requests: int = 200
     payload_bytes: int = 128
     batch_jobs: int = 150
     poisson_jobs: int = 200
+    other_poisson_jobs: int = 120
     sim_speed: float = 20.0
     memory_jobs: int = 1000
     scheduling_rounds: int = 3
@@ -53,6 +54,7 @@ class BenchConfig:
             latency_requests=400,
             batch_jobs=300,
             poisson_jobs=400,
+            other_poisson_jobs=300,
             sim_speed=10.0,
             scheduling_rounds=5,
             other_scheduling_rounds=3,

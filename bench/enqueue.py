@@ -42,9 +42,12 @@ def run(config: BenchConfig) -> Section:
         }
         body = chat_body(config.payload_bytes)
         check_accepts(urls, body)
-        throughput(config, section, urls, body, redis_url=redis_url)
-        half_load_latency(config, section, urls, body)
-        commands_per_enqueue(config, section, urls["smartqueue"], body, redis_url=redis_url)
+        with section.timed("throughput (wrk, EVALSHA floor)"):
+            throughput(config, section, urls, body, redis_url=redis_url)
+        with section.timed("latency at half load (open loop)"):
+            half_load_latency(config, section, urls, body)
+        with section.timed("Redis commands per enqueue"):
+            commands_per_enqueue(config, section, urls["smartqueue"], body, redis_url=redis_url)
     section.bars += [
         Bar(
             "enqueue throughput >= 0.8x bare FastAPI",

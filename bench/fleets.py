@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,24 @@ def write_fleet_files(spec: FleetSpec, directory: Path) -> Path:
     return path
 
 
-def start_fleet(
-    procs: Processes, spec: FleetSpec, *, speed: float, copy: str = "", cpu: str = LOAD_CPU
-) -> tuple[Path, dict[str, Sim]]:
-    """Write the fleet's files and run `sim-fleet` for it; the fleet path and the sims by name.
+def start_copies(
+    procs: Processes, spec: FleetSpec, cpus: Mapping[str, str], *, speed: float
+) -> dict[str, tuple[Path, dict[str, Sim]]]:
+    """Copies of a fleet on their own ports, one `sim-fleet` each on its core, started together.
 
-    `copy` names a further copy of the same fleet on other ports (one per balancer).
+    `cpus` maps each copy's name to its core; the result maps it to its fleet path and sims.
     """
-    name = f"{spec.name}-{copy}" if copy else spec.name
-    path = write_fleet_files(spec, procs.workdir / f"fleet-{name}")
-    return path, procs.sim_fleet(f"sims-{name}", path, speed=speed, cpu=cpu)
+    names = {copy: f"{spec.name}-{copy}" if copy else spec.name for copy in cpus}
+    files = {
+        copy: write_fleet_files(spec, procs.workdir / f"fleet-{name}")
+        for copy, name in names.items()
+    }
+    fleets = procs.sim_fleets(
+        {f"sims-{names[copy]}": (files[copy], cpu) for copy, cpu in cpus.items()}, speed=speed
+    )
+    return {copy: (files[copy], fleets[f"sims-{names[copy]}"]) for copy in cpus}
+
+
+def start_fleet(procs: Processes, spec: FleetSpec, *, speed: float) -> tuple[Path, dict[str, Sim]]:
+    """Write the fleet's files and run `sim-fleet` for it; the fleet path and the sims by name."""
+    return start_copies(procs, spec, {"": LOAD_CPU}, speed=speed)[""]

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -155,26 +156,35 @@ class Processes:
         entry = json.loads(ready.read_text(encoding="utf-8"))["sims"][0]
         return Sim(name=name, url=entry["url"], sidecar_url=entry["sidecar_url"])
 
-    def sim_fleet(
-        self, name: str, fleet_file: Path, *, speed: float, cpu: str = LOAD_CPU
-    ) -> dict[str, Sim]:
-        """`smartqueue sim-fleet` for a fleet file (profiles from `sim-profiles.yaml` beside it)."""
-        ready = self.workdir / f"{name}.ready.json"
-        args = [
-            sys.executable,
-            "-m",
-            "smartqueue",
-            "sim-fleet",
-            f"--fleet={fleet_file}",
-            f"--speed={speed:g}",
-            f"--ready-file={ready}",
-        ]
-        child = self.spawn(name, pinned(cpu, args))
-        wait_until(ready.exists, child, what=name, log=lambda: self.log_tail(name))
-        sims = json.loads(ready.read_text(encoding="utf-8"))["sims"]
-        return {
-            s["name"]: Sim(name=s["name"], url=s["url"], sidecar_url=s["sidecar_url"]) for s in sims
-        }
+    def sim_fleets(
+        self, fleets: Mapping[str, tuple[Path, str]], *, speed: float
+    ) -> dict[str, dict[str, Sim]]:
+        """`smartqueue sim-fleet` per name: (fleet file, core); all started, then waited for.
+
+        Latency profiles come from the `sim-profiles.yaml` beside each fleet file.
+        """
+        started = {}
+        for name, (fleet_file, cpu) in fleets.items():
+            ready = self.workdir / f"{name}.ready.json"
+            args = [
+                sys.executable,
+                "-m",
+                "smartqueue",
+                "sim-fleet",
+                f"--fleet={fleet_file}",
+                f"--speed={speed:g}",
+                f"--ready-file={ready}",
+            ]
+            started[name] = (self.spawn(name, pinned(cpu, args)), ready)
+        sims = {}
+        for name, (child, ready) in started.items():
+            wait_until(ready.exists, child, what=name, log=partial(self.log_tail, name))
+            listed = json.loads(ready.read_text(encoding="utf-8"))["sims"]
+            sims[name] = {
+                s["name"]: Sim(name=s["name"], url=s["url"], sidecar_url=s["sidecar_url"])
+                for s in listed
+            }
+        return sims
 
     def service(
         self,

@@ -28,8 +28,10 @@ DISPATCH_SLOTS = 32
 def run(config: BenchConfig) -> Section:
     """Enqueue throughput, then dispatch throughput, each 1 vs 2 replicas in interleaved rounds."""
     section = Section("Replicas: 1 vs 2 (same Redis)")
-    enqueue_throughput(config, section)
-    dispatch_throughput(config, section)
+    with section.timed("enqueue, 1 vs 2 replicas"):
+        enqueue_throughput(config, section)
+    with section.timed("dispatch, 1 vs 2 replicas"):
+        dispatch_throughput(config, section)
     section.ratio("enqueue throughput ratio 2/1", "enqueue, 2 replicas", "enqueue, 1 replica")
     section.ratio("dispatch throughput ratio 2/1", "dispatch, 2 replicas", "dispatch, 1 replica")
     section.notes.append(

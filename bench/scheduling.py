@@ -35,9 +35,9 @@ from bench.balancers import (
 )
 from bench.config import BenchConfig
 from bench.fleet_model import GpuModel, jobs_per_s, makespan_lower_bound
-from bench.fleets import FLEETS, FleetSpec, start_fleet
+from bench.fleets import FLEETS, FleetSpec, start_copies
 from bench.httpload import KEEPALIVE_EXPIRY_S
-from bench.procs import NO_BACKPRESSURE, SERVICE_CPU, Processes, Sim
+from bench.procs import LOAD_CPU, NO_BACKPRESSURE, SERVICE_CPU, Processes, Sim
 from bench.report import number
 from bench.stats import Bar, Section, percentile
 
@@ -312,7 +312,9 @@ def run_scenario(
     capacity = jobs_per_s(run.models, tokens, speed=run.speed)
     share = BACKGROUND_SHARE if scenario.background else 0.0
     rate = None if scenario.load is None else (scenario.load - share) * capacity
-    count = config.batch_jobs if scenario.load is None else config.poisson_jobs
+    count = config.batch_jobs
+    if scenario.load is not None:
+        count = config.poisson_jobs if held_by_a_bar(key) else config.other_poisson_jobs
     jobs = make_jobs(count, rate_per_s=rate, seed=1000 * round_index + 1)
     rates = background_rates(run, tokens) if scenario.background else {}
     if scenario.load is None:
@@ -400,10 +402,14 @@ def run(config: BenchConfig) -> Section:
     return section
 
 
+def held_by_a_bar(key: str) -> bool:
+    """Whether a bar reads a figure of this fleet and scenario."""
+    return key in {" · ".join(bar.figure.split(" · ")[:2]) for bar in bars()}
+
+
 def rounds(config: BenchConfig, key: str) -> int:
     """All the rounds for a scenario a bar reads, fewer for the others."""
-    held = {" · ".join(bar.figure.split(" · ")[:2]) for bar in bars()}
-    return config.scheduling_rounds if key in held else config.other_scheduling_rounds
+    return config.scheduling_rounds if held_by_a_bar(key) else config.other_scheduling_rounds
 
 
 def start(procs: Processes, spec: FleetSpec, speed: float) -> FleetRun:
@@ -413,15 +419,15 @@ def start(procs: Processes, spec: FleetSpec, speed: float) -> FleetRun:
     runs in its own phase), so the three balancers do not crowd the load core.
     """
     redis_url = procs.redis()
-    fleet_file, sims = start_fleet(procs, spec, speed=speed)
-    copies = {
-        name: start_fleet(procs, spec, speed=speed, copy=name, cpu=SERVICE_CPU)[1]
-        for name in BALANCERS
-    }
+    cpus = {"smartqueue": LOAD_CPU, **dict.fromkeys(BALANCERS, SERVICE_CPU)}
+    copies = start_copies(procs, spec, cpus, speed=speed)
     url = procs.service(
-        "smartqueue", redis_url=redis_url, fleet_file=fleet_file, env=service_env(speed)
+        "smartqueue",
+        redis_url=redis_url,
+        fleet_file=copies["smartqueue"][0],
+        env=service_env(speed),
     )
-    return FleetRun(spec, {"smartqueue": sims, **copies}, url, speed)
+    return FleetRun(spec, {name: sims for name, (_, sims) in copies.items()}, url, speed)
 
 
 def derive(section: Section, key: str, *, batch: bool) -> None:
@@ -567,15 +573,22 @@ def concurrency_check(section: Section) -> str:
     )
 
 
+def rank_from_top(count: int) -> str:
+    """Which latency from the top a nearest-rank p99 of `count` values is."""
+    rank = count - math.ceil(0.99 * count) + 1
+    return {1: "largest", 2: "2nd-largest", 3: "3rd-largest"}.get(rank, f"{rank}th-largest")
+
+
 def notes(config: BenchConfig) -> list[str]:
     """How the scheduling figures were made, for the reader of BENCHMARKS.md."""
     return [
         f"Sims at --speed {config.sim_speed:g} (every duration divided by it, arrival rates "
         "multiplied by it; figures are wall-clock seconds at that speed). Batch: "
-        f"{config.batch_jobs} jobs at once; Poisson: {config.poisson_jobs} jobs (the p99 is the "
-        f"{config.poisson_jobs - math.ceil(0.99 * config.poisson_jobs) + 1}th-largest latency of a "
-        f"run); `max_tokens` uniform in {TOKENS[0]}..{TOKENS[1]}; the same jobs for every "
-        f"scheduler of a round. {config.scheduling_rounds} rounds for the scenarios a bar reads, "
+        f"{config.batch_jobs} jobs at once; Poisson: {config.poisson_jobs} jobs where a bar reads "
+        f"the run (its p99 is the {rank_from_top(config.poisson_jobs)} latency), "
+        f"{config.other_poisson_jobs} elsewhere ({rank_from_top(config.other_poisson_jobs)}); "
+        f"`max_tokens` uniform in {TOKENS[0]}..{TOKENS[1]}; the same jobs for every scheduler of a "
+        f"round. {config.scheduling_rounds} rounds for the scenarios a bar reads, "
         f"{config.other_scheduling_rounds} for the others.",
         "Each fleet is started once, with a copy of its sims per scheduler. In each round "
         "smartqueue runs alone (its sims on the load core), and the three balancers run at the "
