@@ -194,8 +194,13 @@ class Processes:
         fleet_file: Path,
         env: Mapping[str, str] | None = None,
         cpu: str = SERVICE_CPU,
+        wait: bool = True,
     ) -> str:
-        """`smartqueue serve` pinned to the service core, configured by env; its base URL."""
+        """`smartqueue serve` pinned to the service core, configured by env; its base URL.
+
+        With `wait=False` it returns at once: `wait_healthy` then waits for it (several start
+        faster side by side).
+        """
         port = free_port()
         settings = {
             "SMARTQUEUE_REDIS_URL": redis_url,
@@ -214,12 +219,20 @@ class Processes:
             "--log-level",
             "warning",
         ]
-        child = self.spawn(name, pinned(cpu, args), env=settings)
+        self.spawn(name, pinned(cpu, args), env=settings)
         url = f"http://{LOOPBACK}:{port}"
-        wait_until(
-            lambda: http_ok(f"{url}/health"), child, what=name, log=lambda: self.log_tail(name)
-        )
+        if wait:
+            self.wait_healthy(name, url)
         return url
+
+    def wait_healthy(self, name: str, url: str) -> None:
+        """Until the child called `name` answers `GET {url}/health` with 2xx."""
+        wait_until(
+            lambda: http_ok(f"{url}/health"),
+            self.named[name],
+            what=name,
+            log=partial(self.log_tail, name),
+        )
 
     def bare_app(self, name: str = "bare") -> str:
         """The bare FastAPI endpoint (`bench.bare_app`) under the service's uvicorn settings."""

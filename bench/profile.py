@@ -156,8 +156,11 @@ def profile_service(workdir: Path, out: Path, seconds: float) -> list[Profile]:
             procs.workdir / "fleet" / "fleet.yaml", [gpu_entry(sim, slots=CLIENTS)], profiles={}
         )
         queue_env = {**NO_BACKPRESSURE, "SMARTQUEUE_CONSUMERS": "0", "SMARTQUEUE_KEY_PREFIX": "pq"}
-        queue = procs.service("queue-only", redis_url=redis_url, fleet_file=fleet, env=queue_env)
+        queue = procs.service(
+            "queue-only", redis_url=redis_url, fleet_file=fleet, env=queue_env, wait=False
+        )
         held = procs.service("dispatching", redis_url=redis_url, fleet_file=fleet)
+        procs.wait_healthy("queue-only", queue)
         profiles = [
             profile_enqueue(procs, queue, seconds, out),
             profile_wait_mode(procs, held, seconds, out),
