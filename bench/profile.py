@@ -28,7 +28,7 @@ import httpx
 
 from bench.added_latency import HEADERS, complete
 from bench.config import BenchConfig
-from bench.httpload import KEEPALIVE_EXPIRY_S, chat_body, write_wrk_script, wrk_args
+from bench.httpload import KEEPALIVE_EXPIRY_S, chat_body, parse_wrk, write_wrk_script, wrk_args
 from bench.procs import LOAD_CPU, NO_BACKPRESSURE, Processes, gpu_entry, pinned, write_fleet
 from bench.stats import Section
 
@@ -108,8 +108,9 @@ def profile_enqueue(procs: Processes, url: str, seconds: float, out: Path) -> Pr
     )
     time.sleep(1)
     profile = record(procs.named["queue-only"].pid, seconds, out / "enqueue.folded")
-    wrk.communicate()
-    return replace(profile, load="wrk -t1 -c32 on POST /enqueue, 128-byte body")
+    rate = parse_wrk(wrk.communicate()[0]).requests_per_s
+    load = f"wrk -t1 -c32 on POST /enqueue, 128-byte body: {rate:,.0f} req/s while sampled"
+    return replace(profile, load=load)
 
 
 async def hold_load(url: str, seconds: float) -> int:
@@ -134,16 +135,19 @@ async def hold_load(url: str, seconds: float) -> int:
 def profile_wait_mode(procs: Processes, url: str, seconds: float, out: Path) -> Profile:
     """(b) 8 clients in wait mode on `/v1/chat/completions` while py-spy samples the service."""
 
-    async def sampled() -> Profile:
+    async def sampled() -> tuple[Profile, int]:
         load = asyncio.create_task(hold_load(url, seconds + 2))
         await asyncio.sleep(1)
         pid = procs.named["dispatching"].pid
         profile = await asyncio.to_thread(record, pid, seconds, out / "v1-wait.folded")
-        await load
-        return profile
+        return profile, await load
 
-    load_text = f"{CLIENTS} clients in a closed loop on POST /v1/chat/completions (wait mode)"
-    return replace(asyncio.run(sampled()), load=load_text)
+    profile, done = asyncio.run(sampled())
+    load = (
+        f"{CLIENTS} clients in a closed loop on POST /v1/chat/completions (wait mode): "
+        f"{done / (seconds + 2):,.0f} req/s"
+    )
+    return replace(profile, load=load)
 
 
 def profile_service(workdir: Path, out: Path, seconds: float) -> list[Profile]:
