@@ -12,6 +12,8 @@ from pathlib import Path
 from bench.config import BenchConfig
 from bench.stats import Figure, Section
 
+PROFILES = "Profiles of the service under load"
+
 CAVEATS = """\
 ## Reading these figures
 
@@ -138,6 +140,14 @@ def bar_lines(sections: list[Section]) -> list[str]:
                 f"| {bar.name} | {number(figure.median)} {figure.unit} "
                 f"({number(low)}-{number(high)}) | {verdict} |"
             )
+    if any("missed" in line for line in lines) and any(
+        s.title.startswith(PROFILES) for s in sections
+    ):
+        lines += [
+            "",
+            f'For a missed bar, see "{PROFILES}" below: where the service spends its CPU under '
+            "wrk on `POST /enqueue` and under 8 wait-mode `/v1` clients.",
+        ]
     return [*lines, ""]
 
 
