@@ -14,14 +14,14 @@ class BenchConfig:
     workdir: Path
     full: bool = False
     rounds: int = 3
-    wrk_duration_s: float = 4.0
+    wrk_duration_s: float = 3.0
     wrk_warmup_s: float = 1.0
     wrk_connections: int = 32
-    open_loop_duration_s: float = 4.0
+    open_loop_duration_s: float = 3.0
     commands_sample: int = 300
     latency_requests: int = 200
     payload_bytes: int = 128
-    batch_jobs: int = 150
+    batch_jobs: int = 120
     poisson_jobs: int = 200
     other_poisson_jobs: int = 120
     sim_speed: float = 20.0

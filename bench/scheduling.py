@@ -94,16 +94,41 @@ class FleetRun:
     @property
     def models(self) -> list[GpuModel]:
         """The GPUs as the LP bound sees them."""
-        return [
-            GpuModel(
-                g.name,
-                g.slots,
-                g.latency.ttft_base_ms / 1000,
-                g.latency.tokens_per_s,
-                g.latency.slowdown_per_busy_slot,
-            )
-            for g in self.spec.gpus
-        ]
+        return gpu_models(self.spec)
+
+
+def gpu_models(spec: FleetSpec) -> list[GpuModel]:
+    """A fleet's GPUs as the LP bound and the capacity formula see them (speed 1)."""
+    return [
+        GpuModel(
+            g.name,
+            g.slots,
+            g.latency.ttft_base_ms / 1000,
+            g.latency.tokens_per_s,
+            g.latency.slowdown_per_busy_slot,
+        )
+        for g in spec.gpus
+    ]
+
+
+def slot_seconds_per_job(spec: FleetSpec) -> float:
+    """How long the mix's average job holds a unit of the fleet's capacity, at speed 1."""
+    models = gpu_models(spec)
+    return sum(m.capacity for m in models) / jobs_per_s(models, mix_tokens(), speed=1)
+
+
+def fleet_speed(config: BenchConfig, spec: FleetSpec) -> float:
+    """`sim_speed` for the heterogeneous fleet; others so their average job lasts as long.
+
+    smartqueue's fixed per-job cost then weighs the same on every fleet (see speed_check).
+    """
+    reference = slot_seconds_per_job(FLEETS["heterogeneous"]())
+    return round(config.sim_speed * slot_seconds_per_job(spec) / reference)
+
+
+def mix_tokens() -> list[int]:
+    """The output lengths capacity is computed for: a large sample of the jobs' mix."""
+    return [job.max_tokens for job in make_jobs(1000, rate_per_s=None, seed=99)]
 
 
 def make_jobs(count: int, *, rate_per_s: float | None, seed: int) -> list[Job]:
@@ -308,7 +333,7 @@ def run_scenario(
 ) -> None:
     """The same jobs for every scheduler: smartqueue alone, the balancers together."""
     key = f"{run.spec.name} · {scenario.label}"
-    tokens = [job.max_tokens for job in make_jobs(1000, rate_per_s=None, seed=99)]
+    tokens = mix_tokens()
     capacity = jobs_per_s(run.models, tokens, speed=run.speed)
     share = BACKGROUND_SHARE if scenario.background else 0.0
     rate = None if scenario.load is None else (scenario.load - share) * capacity
@@ -384,7 +409,8 @@ def run(config: BenchConfig) -> Section:
     for fleet_name in config.scheduling_fleets:
         started = time.perf_counter()
         with Processes(config.workdir / f"scheduling-{fleet_name}") as procs:
-            fleet_run = start(procs, FLEETS[fleet_name](), config.sim_speed)
+            spec = FLEETS[fleet_name]()
+            fleet_run = start(procs, spec, fleet_speed(config, spec))
             section.spend(f"{fleet_name} · start-up", time.perf_counter() - started)
             for round_index in range(config.scheduling_rounds):
                 for scenario in scenarios(config, fleet_name):
@@ -548,7 +574,7 @@ def speed_check(section: Section, config: BenchConfig) -> str:
         "small enough" if share <= SPEED_CHECK_LIMIT else "TOO LARGE: re-run with BENCH_FULL=1"
     )
     return (
-        f"Speed check (--speed {config.sim_speed:g}): on the heterogeneous fleet at 70 % load "
+        f"Speed check (--speed {config.sim_speed:g} on the heterogeneous fleet): at 70 % load "
         f"smartqueue's wait p50 exceeds least-connections' by {share:.1%} of an end-to-end p50 "
         f"(limit {SPEED_CHECK_LIMIT:.0%}, a third of the 15 % p50 bar): {verdict}. That cost is "
         "fixed per job, so it shrinks by the speed factor on real GPUs."
@@ -573,6 +599,14 @@ def concurrency_check(section: Section) -> str:
     )
 
 
+def speeds(config: BenchConfig) -> str:
+    """`--speed` of each fleet, as the notes name them."""
+    return ", ".join(
+        f"{name} --speed {fleet_speed(config, FLEETS[name]()):g}"
+        for name in config.scheduling_fleets
+    )
+
+
 def rank_from_top(count: int) -> str:
     """Which latency from the top a nearest-rank p99 of `count` values is."""
     rank = count - math.ceil(0.99 * count) + 1
@@ -582,8 +616,9 @@ def rank_from_top(count: int) -> str:
 def notes(config: BenchConfig) -> list[str]:
     """How the scheduling figures were made, for the reader of BENCHMARKS.md."""
     return [
-        f"Sims at --speed {config.sim_speed:g} (every duration divided by it, arrival rates "
-        "multiplied by it; figures are wall-clock seconds at that speed). Batch: "
+        "Sims at a speed factor (every duration divided by it, arrival rates multiplied by it; "
+        f"figures are wall-clock seconds at that speed): {speeds(config)}, so the average job "
+        "lasts about as long on every fleet. Batch: "
         f"{config.batch_jobs} jobs at once; Poisson: {config.poisson_jobs} jobs where a bar reads "
         f"the run (its p99 is the {rank_from_top(config.poisson_jobs)} latency), "
         f"{config.other_poisson_jobs} elsewhere ({rank_from_top(config.other_poisson_jobs)}); "
@@ -603,13 +638,13 @@ def notes(config: BenchConfig) -> list[str]:
         "at 70% of its capacity).",
         "smartqueue: `POST /enqueue` (route `default`, all GPUs); wait = started_at - arrival, "
         "e2e = completed_at - arrival from its job records. Its time knobs are scaled like the "
-        f"sims (SMARTQUEUE_PROBE_INTERVAL_S={5 / config.sim_speed:g}, "
-        f"SMARTQUEUE_IDLE_POLL_S={0.5 / config.sim_speed:g}); its fixed per-job cost (HTTP, "
-        "Redis) is not, so it weighs speed-times more than on real GPUs.",
+        "sims (SMARTQUEUE_PROBE_INTERVAL_S = 5 s / speed, SMARTQUEUE_IDLE_POLL_S = 0.5 s / "
+        "speed); its fixed per-job cost (HTTP, Redis) is not, so it weighs speed-times more than "
+        "on real GPUs.",
         "Balancers (bench/balancers.py) hold jobs on the client in FIFO order: least-connections "
         "and lowest-score count only their own in-flight jobs, capped at each GPU's slots; "
         "round-robin sends at once (the sim queues past its slots); lowest-score polls the "
-        f"sidecars every {max(0.05, 5 / config.sim_speed):g} s. Their wait = time held on the "
+        "sidecars every 5 s / speed (at least 0.05 s). Their wait = time held on the "
         "client. Round-robin is left out (n/a) of Poisson runs where a GPU's share of the "
         "arrivals exceeds what its capacity leaves (the heterogeneous and skewed fleets): its "
         "queue there grows without bound, so its percentiles would measure only the run's length.",
