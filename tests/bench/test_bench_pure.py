@@ -10,8 +10,10 @@ import pytest
 from bench.balancers import LeastConnections, RoundRobin, Target, draft_score
 from bench.config import BenchConfig
 from bench.fleet_model import GpuModel, jobs_per_s, makespan_lower_bound
+from bench.fleets import FLEETS
 from bench.httpload import chat_body, parse_wrk
 from bench.profile import fold
+from bench.scheduling import fleet_speed, rank_from_top
 from bench.stats import Bar, Section, percentile
 
 WRK_OUTPUT = """\
@@ -148,3 +150,16 @@ def test_bench_full_env_picks_the_long_settings(
     config = BenchConfig.from_env(tmp_path)
     assert config.full is full
     assert (config.poisson_jobs > BenchConfig(workdir=tmp_path).poisson_jobs) is full
+
+
+def test_fleet_speed_keeps_the_heterogeneous_speed_and_scales_slower_fleets(tmp_path: Path) -> None:
+    config = BenchConfig(workdir=tmp_path, sim_speed=20)
+    assert fleet_speed(config, FLEETS["heterogeneous"]()) == 20
+    assert fleet_speed(config, FLEETS["identical"]()) > 20  # longer jobs: faster sims
+
+
+@pytest.mark.parametrize(
+    ("count", "rank"), [(90, "largest"), (100, "2nd-largest"), (200, "3rd-largest")]
+)
+def test_rank_from_top_names_the_nearest_rank_p99(count: int, rank: str) -> None:
+    assert rank_from_top(count) == rank
