@@ -16,9 +16,9 @@ help:
 	@echo "make test   - lint, types and all tests"
 	@echo "make soak   - faults in turn under steady load (SOAK_S seconds, default 600)"
 	@echo "make format - apply ruff formatting"
-	@echo "make bench  - benchmarks -> BENCHMARKS.md, about 8 min on 2 cores (sims at 20x speed,"
+	@echo "make bench  - benchmarks -> BENCHMARKS.md, about 10 min on 2 cores (sims at 20x speed,"
 	@echo "              3 rounds for what a bar reads); BENCH_FULL=1 make bench: the long run,"
-	@echo "              about 40 min (sims at 10x, 5 rounds, every scenario on every fleet)"
+	@echo "              about an hour (sims at 10x, 5 rounds, every scenario on every fleet)"
 	@echo "make profile - py-spy on the service under enqueue and /v1 wait-mode load -> docs/profiles/"
 
 $(STAMP): requirements.lock pyproject.toml

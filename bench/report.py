@@ -31,19 +31,20 @@ RERUN = """\
 ## How to re-run
 
 ```sh
-make bench                  # about 8 minutes on 2 cores -> BENCHMARKS.md, bench-results.json
-BENCH_FULL=1 make bench     # the long run: about 40 minutes (5 rounds, sims at 10x, 18 scenarios)
+make bench                  # about 10 minutes on 2 cores -> BENCHMARKS.md, bench-results.json
+BENCH_FULL=1 make bench     # the long run: about an hour (5 rounds, sims at 10x, 18 scenarios)
 make profile                # py-spy profiles of the service under load only -> docs/profiles/
 .venv/bin/python -m bench --only enqueue,latency   # some benchmarks; --out FILE elsewhere
 ```
 
-The default run: 3 interleaved rounds of 5 s (wrk, open loop) for enqueue, latency, memory and
-replicas; scheduling with the sims at --speed 20, 150-job batches and 200-job Poisson runs, 3
-rounds for the scenarios a bar reads and 2 for the others, every scenario on the heterogeneous
-fleet and batch, 90 % and 90 % + direct on the skewed and identical ones; the profiles; then
-`python -m bench.batch_interference --seconds 10`. `BENCH_FULL=1`: 5 rounds of 10 s, sims at
---speed 10, 300-job batches and 400-job Poisson runs in 5 (bars) or 3 rounds, all six scenarios
-on every fleet, 15 s profiles, `--seconds 20`.
+The default run: 3 interleaved rounds of 3 s (wrk, open loop) for enqueue, latency, memory and
+replicas; scheduling with the sims at --speed 20 on the heterogeneous fleet (28 and 29 on the
+skewed and identical ones, whose jobs are longer), 120-job batches, 200-job Poisson runs where a
+bar reads the figure and 120 elsewhere, 3 rounds where a bar reads and 2 elsewhere, every
+scenario on the heterogeneous fleet and batch, 90 % and 90 % + direct on the other two; 8 s
+profiles; then `python -m bench.batch_interference --seconds 10`. `BENCH_FULL=1`: 5 rounds of
+10 s, sims at --speed 10 (14, 15), 300-job batches, 300- and 200-job Poisson runs in 5 or 3
+rounds, all six scenarios on every fleet, 15 s profiles, `--seconds 20`.
 
 `make bench` creates `.venv`, installs `redis-server` and `wrk` through apt-get when missing, and
 starts everything itself on free loopback ports (redis-server in a temp dir, `smartqueue sim` /
