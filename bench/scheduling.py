@@ -575,7 +575,7 @@ def speed_check(section: Section, config: BenchConfig) -> str:
     )
     return (
         f"Speed check (--speed {config.sim_speed:g} on the heterogeneous fleet): at 70 % load "
-        f"smartqueue's wait p50 exceeds least-connections' by {share:.1%} of an end-to-end p50 "
+        f"smartqueue's wait p50 exceeds least-connections' by {share:.2%} of an end-to-end p50 "
         f"(limit {SPEED_CHECK_LIMIT:.0%}, a third of the 15 % p50 bar): {verdict}. That cost is "
         "fixed per job, so it shrinks by the speed factor on real GPUs."
     )
