@@ -42,6 +42,8 @@ def main() -> None:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {int(LOAD_CPU)})  # drivers share the load core with wrk
+    if os.environ.get("BENCH_QUICK"):
+        print("[bench] BENCH_QUICK is gone: the default run is the short one (BENCH_FULL=1: long)")
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sq-bench-") as workdir:
         config = replace(
