@@ -9,14 +9,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps lint format types test soak run bench clean
+.PHONY: help venv system-deps lint format types test soak run bench profile clean
 
 help:
 	@echo "make run    - local stack on loopback (redis, sim GPUs, smartqueue, nginx)"
 	@echo "make test   - lint, types and all tests"
 	@echo "make soak   - faults in turn under steady load (SOAK_S seconds, default 600)"
 	@echo "make format - apply ruff formatting"
-	@echo "make bench  - benchmarks -> BENCHMARKS.md (BENCH_QUICK=1 for a fast check)"
+	@echo "make bench  - benchmarks -> BENCHMARKS.md, about 10 min on 2 cores (sims at 20x speed,"
+	@echo "              3 rounds for what a bar reads); BENCH_FULL=1 make bench: the long run,"
+	@echo "              about an hour (sims at 10x, 5 rounds, every scenario on every fleet)"
+	@echo "make profile - py-spy on the service under enqueue and /v1 wait-mode load -> docs/profiles/"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,12 +54,21 @@ soak: venv system-deps
 run: venv system-deps
 	@$(BIN)/smartqueue stack $(RUN_ARGS)
 
+# Benchmarks (BENCHMARKS.md). Either step failing fails make bench.
+BENCH_FULL ?= 0
+BATCH_INTERFERENCE_S := $(if $(filter-out 0,$(BENCH_FULL)),20,10)
 bench: venv
 	@scripts/ensure-system-deps.sh redis-server wrk
-	$(BIN)/python -m bench
-	@printf '\n## Batch work beside interactive traffic (`python -m bench.batch_interference`)\n\n```\n' >> BENCHMARKS.md
-	$(BIN)/python -m bench.batch_interference | tee -a BENCHMARKS.md
-	@printf '```\n' >> BENCHMARKS.md
+	BENCH_FULL=$(BENCH_FULL) $(BIN)/python -m bench
+	@out=$$(mktemp) && $(BIN)/python -m bench.batch_interference --seconds $(BATCH_INTERFERENCE_S) > $$out \
+	  && { printf '\n## Batch work beside interactive traffic (`python -m bench.batch_interference --seconds %s`)\n\n```\n' $(BATCH_INTERFERENCE_S); \
+	       cat $$out; printf '```\n'; } >> BENCHMARKS.md; \
+	  status=$$?; cat $$out; rm -f $$out; exit $$status
+
+# py-spy profiles of the service under load (also a section of make bench): docs/profiles/*.txt
+profile: venv
+	@scripts/ensure-system-deps.sh redis-server wrk
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

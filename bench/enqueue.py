@@ -1,4 +1,4 @@
-"""Benchmark 1: `POST /enqueue` vs a bare FastAPI endpoint vs a redis-py floor.
+"""Benchmark 1: `POST /enqueue` vs a bare FastAPI endpoint vs a redis-py EVALSHA floor.
 
 Throughput with wrk (closed loop, pinned to the load core), latency at half of each server's own
 max rate with the open-loop driver, and Redis commands per enqueue from INFO commandstats.
@@ -42,9 +42,12 @@ def run(config: BenchConfig) -> Section:
         }
         body = chat_body(config.payload_bytes)
         check_accepts(urls, body)
-        throughput(config, section, urls, body, redis_url=redis_url)
-        half_load_latency(config, section, urls, body)
-        commands_per_enqueue(config, section, urls["smartqueue"], body, redis_url=redis_url)
+        with section.timed("throughput (wrk, EVALSHA floor)"):
+            throughput(config, section, urls, body, redis_url=redis_url)
+        with section.timed("latency at half load (open loop)"):
+            half_load_latency(config, section, urls, body)
+        with section.timed("Redis commands per enqueue"):
+            commands_per_enqueue(config, section, urls["smartqueue"], body, redis_url=redis_url)
     section.bars += [
         Bar(
             "enqueue throughput >= 0.8x bare FastAPI",
@@ -74,10 +77,15 @@ def check_accepts(urls: dict[str, str], body: bytes) -> None:
 def throughput(
     config: BenchConfig, section: Section, urls: dict[str, str], body: bytes, *, redis_url: str
 ) -> None:
-    """Interleaved wrk rounds (bare, smartqueue, floor, ...) after a short warm-up of each."""
+    """Interleaved rounds (bare, smartqueue, EVALSHA floor, ...) after a short warm-up of each."""
     script = write_wrk_script(config.workdir / "enqueue" / "post.lua", body)
     for url in urls.values():
-        run_wrk(f"{url}/enqueue", script, duration_s=2, connections=config.wrk_connections)
+        run_wrk(
+            f"{url}/enqueue",
+            script,
+            duration_s=config.wrk_warmup_s,
+            connections=config.wrk_connections,
+        )
     for _ in range(config.rounds):
         for name in TARGETS:
             result = run_wrk(
@@ -89,7 +97,9 @@ def throughput(
             section.add(f"{name} throughput", "req/s", result.requests_per_s)
             section.add(f"{name} non-2xx or socket errors", "count", result.non_2xx + result.errors)
         section.add(
-            "redis-py XADD+HSET pipeline floor", "jobs/s", redis_floor(redis_url, config, len(body))
+            "redis-py EVALSHA floor (HSET+XADD script)",
+            "jobs/s",
+            redis_floor(redis_url, config, len(body)),
         )
     section.ratio("throughput ratio smartqueue/bare", "smartqueue throughput", "bare throughput")
 

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.procs import LOOPBACK, Processes, Sim, free_port
+from bench.procs import LOAD_CPU, LOOPBACK, Processes, Sim, free_port
 from smartqueue_sim.fleet import ProfileChoice
 from smartqueue_sim.latency import LatencyProfile
 
@@ -111,7 +112,24 @@ def write_fleet_files(spec: FleetSpec, directory: Path) -> Path:
     return path
 
 
+def start_copies(
+    procs: Processes, spec: FleetSpec, cpus: Mapping[str, str], *, speed: float
+) -> dict[str, tuple[Path, dict[str, Sim]]]:
+    """Copies of a fleet on their own ports, one `sim-fleet` each on its core, started together.
+
+    `cpus` maps each copy's name to its core; the result maps it to its fleet path and sims.
+    """
+    names = {copy: f"{spec.name}-{copy}" if copy else spec.name for copy in cpus}
+    files = {
+        copy: write_fleet_files(spec, procs.workdir / f"fleet-{name}")
+        for copy, name in names.items()
+    }
+    fleets = procs.sim_fleets(
+        {f"sims-{names[copy]}": (files[copy], cpu) for copy, cpu in cpus.items()}, speed=speed
+    )
+    return {copy: (files[copy], fleets[f"sims-{names[copy]}"]) for copy in cpus}
+
+
 def start_fleet(procs: Processes, spec: FleetSpec, *, speed: float) -> tuple[Path, dict[str, Sim]]:
     """Write the fleet's files and run `sim-fleet` for it; the fleet path and the sims by name."""
-    path = write_fleet_files(spec, procs.workdir / f"fleet-{spec.name}")
-    return path, procs.sim_fleet(f"sims-{spec.name}", path, speed=speed)
+    return start_copies(procs, spec, {"": LOAD_CPU}, speed=speed)[""]

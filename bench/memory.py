@@ -50,7 +50,8 @@ def run(config: BenchConfig) -> Section:
                     rss = procs.rss_bytes("queue-only") / MIB
                     section.add(f"service RSS with {config.memory_jobs} queued", "MiB", rss)
         connection.close()
-        busy_rss(section, procs, redis_url, fleet)
+        with section.timed("RSS with every slot busy"):
+            busy_rss(section, procs, redis_url, fleet)
     bar_figure = f"Redis bytes per queued job over the payload ({PAYLOADS[0]} B)"
     section.bars.append(Bar("Redis memory per queued job <= payload + 300 B", bar_figure, 300))
     section.notes.append(

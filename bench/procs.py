@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -155,24 +156,35 @@ class Processes:
         entry = json.loads(ready.read_text(encoding="utf-8"))["sims"][0]
         return Sim(name=name, url=entry["url"], sidecar_url=entry["sidecar_url"])
 
-    def sim_fleet(self, name: str, fleet_file: Path, *, speed: float) -> dict[str, Sim]:
-        """`smartqueue sim-fleet` for a fleet file (profiles from `sim-profiles.yaml` beside it)."""
-        ready = self.workdir / f"{name}.ready.json"
-        args = [
-            sys.executable,
-            "-m",
-            "smartqueue",
-            "sim-fleet",
-            f"--fleet={fleet_file}",
-            f"--speed={speed:g}",
-            f"--ready-file={ready}",
-        ]
-        child = self.spawn(name, pinned(LOAD_CPU, args))
-        wait_until(ready.exists, child, what=name, log=lambda: self.log_tail(name))
-        sims = json.loads(ready.read_text(encoding="utf-8"))["sims"]
-        return {
-            s["name"]: Sim(name=s["name"], url=s["url"], sidecar_url=s["sidecar_url"]) for s in sims
-        }
+    def sim_fleets(
+        self, fleets: Mapping[str, tuple[Path, str]], *, speed: float
+    ) -> dict[str, dict[str, Sim]]:
+        """`smartqueue sim-fleet` per name: (fleet file, core); all started, then waited for.
+
+        Latency profiles come from the `sim-profiles.yaml` beside each fleet file.
+        """
+        started = {}
+        for name, (fleet_file, cpu) in fleets.items():
+            ready = self.workdir / f"{name}.ready.json"
+            args = [
+                sys.executable,
+                "-m",
+                "smartqueue",
+                "sim-fleet",
+                f"--fleet={fleet_file}",
+                f"--speed={speed:g}",
+                f"--ready-file={ready}",
+            ]
+            started[name] = (self.spawn(name, pinned(cpu, args)), ready)
+        sims = {}
+        for name, (child, ready) in started.items():
+            wait_until(ready.exists, child, what=name, log=partial(self.log_tail, name))
+            listed = json.loads(ready.read_text(encoding="utf-8"))["sims"]
+            sims[name] = {
+                s["name"]: Sim(name=s["name"], url=s["url"], sidecar_url=s["sidecar_url"])
+                for s in listed
+            }
+        return sims
 
     def service(
         self,
@@ -182,8 +194,13 @@ class Processes:
         fleet_file: Path,
         env: Mapping[str, str] | None = None,
         cpu: str = SERVICE_CPU,
+        wait: bool = True,
     ) -> str:
-        """`smartqueue serve` pinned to the service core, configured by env; its base URL."""
+        """`smartqueue serve` pinned to the service core, configured by env; its base URL.
+
+        With `wait=False` it returns at once: `wait_healthy` then waits for it (several start
+        faster side by side).
+        """
         port = free_port()
         settings = {
             "SMARTQUEUE_REDIS_URL": redis_url,
@@ -202,12 +219,20 @@ class Processes:
             "--log-level",
             "warning",
         ]
-        child = self.spawn(name, pinned(cpu, args), env=settings)
+        self.spawn(name, pinned(cpu, args), env=settings)
         url = f"http://{LOOPBACK}:{port}"
-        wait_until(
-            lambda: http_ok(f"{url}/health"), child, what=name, log=lambda: self.log_tail(name)
-        )
+        if wait:
+            self.wait_healthy(name, url)
         return url
+
+    def wait_healthy(self, name: str, url: str) -> None:
+        """Until the child called `name` answers `GET {url}/health` with 2xx."""
+        wait_until(
+            lambda: http_ok(f"{url}/health"),
+            self.named[name],
+            what=name,
+            log=partial(self.log_tail, name),
+        )
 
     def bare_app(self, name: str = "bare") -> str:
         """The bare FastAPI endpoint (`bench.bare_app`) under the service's uvicorn settings."""

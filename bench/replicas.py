@@ -28,8 +28,10 @@ DISPATCH_SLOTS = 32
 def run(config: BenchConfig) -> Section:
     """Enqueue throughput, then dispatch throughput, each 1 vs 2 replicas in interleaved rounds."""
     section = Section("Replicas: 1 vs 2 (same Redis)")
-    enqueue_throughput(config, section)
-    dispatch_throughput(config, section)
+    with section.timed("enqueue, 1 vs 2 replicas"):
+        enqueue_throughput(config, section)
+    with section.timed("dispatch, 1 vs 2 replicas"):
+        dispatch_throughput(config, section)
     section.ratio("enqueue throughput ratio 2/1", "enqueue, 2 replicas", "enqueue, 1 replica")
     section.ratio("dispatch throughput ratio 2/1", "dispatch, 2 replicas", "dispatch, 1 replica")
     section.notes.append(
@@ -44,24 +46,23 @@ def run(config: BenchConfig) -> Section:
 def replicas(
     procs: Processes, prefix: str, env: dict[str, str], redis_url: str, fleet: Path
 ) -> dict[str, list[str]]:
-    """A solo replica and a pair (another prefix); their URLs."""
-    solo = procs.service(
-        "solo",
-        redis_url=redis_url,
-        fleet_file=fleet,
-        env={**env, "SMARTQUEUE_KEY_PREFIX": f"{prefix}1"},
-    )
-    pair = [
-        procs.service(
-            f"pair-{cpu}",
+    """A solo replica and a pair (another prefix), started side by side; their URLs."""
+    solo = {"solo": (SERVICE_CPU, f"{prefix}1")}
+    pair = {f"pair-{cpu}": (cpu, f"{prefix}2") for cpu in (SERVICE_CPU, LOAD_CPU)}
+    urls = {
+        name: procs.service(
+            name,
             redis_url=redis_url,
             fleet_file=fleet,
             cpu=cpu,
-            env={**env, "SMARTQUEUE_KEY_PREFIX": f"{prefix}2"},
+            env={**env, "SMARTQUEUE_KEY_PREFIX": key_prefix},
+            wait=False,
         )
-        for cpu in (SERVICE_CPU, LOAD_CPU)
-    ]
-    return {"1 replica": [solo], "2 replicas": pair}
+        for name, (cpu, key_prefix) in {**solo, **pair}.items()
+    }
+    for name, url in urls.items():
+        procs.wait_healthy(name, url)
+    return {"1 replica": [urls["solo"]], "2 replicas": [urls[name] for name in pair]}
 
 
 def enqueue_throughput(config: BenchConfig, section: Section) -> None:

@@ -12,43 +12,55 @@ from pathlib import Path
 from bench.config import BenchConfig
 from bench.stats import Figure, Section
 
+PROFILES = "Profiles of the service under load"
+
 CAVEATS = """\
 ## Reading these figures
 
 - Ratios of figures taken in the same round (A B A B ...) are what the bars use; absolute figures
-  move with the machine's load, so compare them only within one file.
+  move with the machine's load (see the load averages above), so compare them only within one
+  file.
 - Scheduling runs the sims at a speed factor: the GPUs' durations shrink by it, the service's
-  fixed per-job cost (HTTP, Redis, polling) does not, so that cost weighs more than on real GPUs.
+  fixed per-job cost (HTTP, Redis, polling) does not, so that cost weighs more than on real GPUs;
+  the speed check under the scheduling section says how much it weighed in this run.
 - smartqueue's scheduling times come from its job records (`created_at`, `started_at`,
   `completed_at`); a held `/v1` client would see its answer slightly later.
-- A full `make bench` runs about 45 minutes on 2 cores, most of it in scheduling (3 fleets,
-  batch and Poisson, with and without direct traffic, 3 rounds); `BENCH_QUICK=1` about 20.
 """
 
 RERUN = """\
 ## How to re-run
 
 ```sh
-make bench                  # full run: writes BENCHMARKS.md and bench-results.json
-BENCH_QUICK=1 make bench    # quick check: 2 rounds, shorter runs, smaller batches
+make bench                  # about 10 minutes on 2 cores -> BENCHMARKS.md, bench-results.json
+BENCH_FULL=1 make bench     # the long run: about an hour (5 rounds, sims at 10x, 18 scenarios)
+make profile                # py-spy profiles of the service under load only -> docs/profiles/
 .venv/bin/python -m bench --only enqueue,latency   # some benchmarks; --out FILE elsewhere
 ```
+
+The default run: 3 interleaved rounds of 3 s (wrk, open loop) for enqueue, latency, memory and
+replicas; scheduling with the sims at --speed 20 on the heterogeneous fleet (28 and 29 on the
+skewed and identical ones, whose jobs are longer), 120-job batches, 200-job Poisson runs where a
+bar reads the figure and 120 elsewhere, 3 rounds where a bar reads and 2 elsewhere, every
+scenario on the heterogeneous fleet and batch, 90 % and 90 % + direct on the other two; 8 s
+profiles; then `python -m bench.batch_interference --seconds 10`. `BENCH_FULL=1`: 5 rounds of
+10 s, sims at --speed 10 (14, 15), 300-job batches, 300- and 200-job Poisson runs in 5 or 3
+rounds, all six scenarios on every fleet, 15 s profiles, `--seconds 20`.
 
 `make bench` creates `.venv`, installs `redis-server` and `wrk` through apt-get when missing, and
 starts everything itself on free loopback ports (redis-server in a temp dir, `smartqueue sim` /
 `sim-fleet`, `smartqueue serve` with `SMARTQUEUE_*` env vars, the bare app
 `python -m bench.bare_app`), then stops it. Services run on core 0, wrk, Redis, the sims and the
 drivers on core 1 (`taskset`). Rounds are interleaved (A B A B ...); each figure is the median
-over rounds with the lowest and highest round. The raw values are in `bench-results.json`.
+over rounds with the lowest and highest round. The raw values are in `bench-results.json`. It
+fails (non-zero exit) when a benchmark fails; the section then says what broke.
 """
 
 
-def machine() -> list[str]:
-    """Cores, CPU model, OS, Python and redis-server version, as table rows."""
+def machine(load_at_start: tuple[float, float, float]) -> list[str]:
+    """Cores, CPU model, OS, Python and redis-server version, load averages, as table rows."""
     cpu = _cpu_model()
     redis = _command(["redis-server", "--version"]).split(" v=")[-1].split()[0]
     wrk = _command(["wrk", "--version"]).split("[")[0].strip()
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return [
         f"| cores | {os.cpu_count()} |",
         f"| CPU | {cpu} |",
@@ -56,8 +68,13 @@ def machine() -> list[str]:
         f"| Python | {platform.python_version()} |",
         f"| redis-server | {redis} |",
         f"| wrk | {wrk} |",
-        f"| load average at the end | {load} |",
+        f"| load average (1, 5, 15 min) at the start | {_loads(load_at_start)} |",
+        f"| load average (1, 5, 15 min) at the end | {_loads(os.getloadavg())} |",
     ]
+
+
+def _loads(values: tuple[float, float, float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
 
 
 def _cpu_model() -> str:
@@ -124,31 +141,51 @@ def bar_lines(sections: list[Section]) -> list[str]:
                 f"| {bar.name} | {number(figure.median)} {figure.unit} "
                 f"({number(low)}-{number(high)}) | {verdict} |"
             )
+    if any("missed" in line for line in lines) and any(
+        s.title.startswith(PROFILES) for s in sections
+    ):
+        lines += [
+            "",
+            f'For a missed bar, see "{PROFILES}" below: where the service spends its CPU under '
+            "wrk on `POST /enqueue` and under 8 wait-mode `/v1` clients.",
+        ]
     return [*lines, ""]
 
 
-def render(config: BenchConfig, sections: list[Section], *, command: str, elapsed_s: float) -> str:
+def time_lines(sections: list[Section], elapsed_s: float) -> list[str]:
+    """Where the run's time went: each benchmark, and its steps where it reports them."""
+    lines = ["## Where the time went", "", "| Step | Seconds |", "|---|---|"]
+    for section in sections:
+        lines.append(f"| {section.title} | {section.elapsed_s:.0f} |")
+        lines += [f"| &nbsp;&nbsp;{step} | {s:.0f} |" for step, s in section.spent_s.items()]
+    return [*lines, f"| whole run | {elapsed_s:.0f} |", ""]
+
+
+def render(
+    config: BenchConfig,
+    sections: list[Section],
+    *,
+    command: str,
+    elapsed_s: float,
+    load_at_start: tuple[float, float, float],
+) -> str:
     """The whole BENCHMARKS.md."""
-    mode = (
-        "QUICK MODE on a busy shared machine (other jobs were running): indicative only"
-        if config.quick
-        else "full run"
-    )
     lines = [
         "# smartqueue benchmarks",
         "",
         f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-        f"in {elapsed_s / 60:.1f} min - **{mode}**, {config.rounds} interleaved rounds.",
+        f"in {elapsed_s / 60:.1f} min - settings **{config.mode}**: {config.rounds} interleaved "
+        f"rounds ({config.scheduling_rounds} for scheduling).",
         "",
         "## Machine",
         "",
         "| | |",
         "|---|---|",
-        *machine(),
+        *machine(load_at_start),
         "",
         *bar_lines(sections),
     ]
     for section in sections:
         lines += section_lines(section)
-    lines += [CAVEATS, RERUN]
+    lines += [*time_lines(sections, elapsed_s), CAVEATS, RERUN]
     return "\n".join(lines)

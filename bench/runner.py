@@ -11,9 +11,10 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from bench import added_latency, enqueue, memory, replicas, scheduling
+from bench import added_latency, enqueue, memory, profile, replicas, scheduling
 from bench.config import BenchConfig
 from bench.procs import LOAD_CPU
 from bench.report import render
@@ -25,6 +26,7 @@ BENCHMARKS: dict[str, Callable[[BenchConfig], Section]] = {
     "scheduling": scheduling.run,
     "memory": memory.run,
     "replicas": replicas.run,
+    "profile": profile.run,
 }
 
 
@@ -40,17 +42,24 @@ def main() -> None:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {int(LOAD_CPU)})  # drivers share the load core with wrk
+    if os.environ.get("BENCH_QUICK"):
+        print("[bench] BENCH_QUICK is gone: the default run is the short one (BENCH_FULL=1: long)")
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sq-bench-") as workdir:
-        config = BenchConfig.from_env(Path(workdir))
+        config = replace(
+            BenchConfig.from_env(Path(workdir)),
+            profile_dir=options.out.parent / "docs" / "profiles",
+        )
         started = time.perf_counter()
         sections = [run_one(name, config) for name in names]
         elapsed_s = time.perf_counter() - started
-    command = ("BENCH_QUICK=1 " if config.quick else "") + "make bench"
+    command = ("BENCH_FULL=1 " if config.full else "") + "make bench"
     if names != list(BENCHMARKS):
         command = f"python -m bench {shlex.join(sys.argv[1:])}"
-    options.out.write_text(
-        render(config, sections, command=command, elapsed_s=elapsed_s), encoding="utf-8"
+    report = render(
+        config, sections, command=command, elapsed_s=elapsed_s, load_at_start=load_at_start
     )
+    options.out.write_text(report, encoding="utf-8")
     raw = {
         s.title: {f.name: {"unit": f.unit, "values": f.values} for f in s.figures.values()}
         for s in sections
@@ -71,5 +80,6 @@ def run_one(name: str, config: BenchConfig) -> Section:
     except Exception as error:  # reported in the file; the run goes on
         traceback.print_exc()
         section = Section(f"{name}: FAILED", notes=[f"`{type(error).__name__}: {error}`"[:600]])
-    print(f"[bench] {name} done in {time.perf_counter() - started:.0f} s", flush=True)
+    section.elapsed_s = time.perf_counter() - started
+    print(f"[bench] {name} done in {section.elapsed_s:.0f} s", flush=True)
     return section

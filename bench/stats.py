@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -62,6 +64,21 @@ class Section:
     notes: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     show_figures: bool = True
+    elapsed_s: float = 0.0
+    spent_s: dict[str, float] = field(default_factory=dict)
+
+    def spend(self, step: str, seconds: float) -> None:
+        """Add wall-clock seconds to one step of the benchmark (where the run's time went)."""
+        self.spent_s[step] = self.spent_s.get(step, 0.0) + seconds
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Count the block's wall-clock time to `step`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spend(step, time.perf_counter() - started)
 
     def add(self, name: str, unit: str, value: float) -> None:
         """Record one round's value of a figure (created on first use, kept in order)."""

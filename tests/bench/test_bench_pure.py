@@ -1,14 +1,19 @@
-"""The benchmarks' pure parts: the LP bound, statistics, wrk parsing, request bodies, balancers."""
+"""The benchmarks' pure parts: LP bound, statistics, wrk and py-spy parsing, bodies, balancers."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from bench.balancers import LeastConnections, RoundRobin, Target, draft_score
+from bench.config import BenchConfig
 from bench.fleet_model import GpuModel, jobs_per_s, makespan_lower_bound
+from bench.fleets import FLEETS
 from bench.httpload import chat_body, parse_wrk
+from bench.profile import fold
+from bench.scheduling import fleet_speed, rank_from_top
 from bench.stats import Bar, Section, percentile
 
 WRK_OUTPUT = """\
@@ -112,3 +117,49 @@ def test_section_ratio_of_an_unmeasured_figure_adds_nothing() -> None:
     section.add("a", "ms", 1.0)
     section.ratio("a/b", "a", "b")
     assert "a/b" not in section.figures
+
+
+ROOT = "<module> (smartqueue/__main__.py:3);run (asyncio/runners.py:118)"
+FOLDED = f"""\
+{ROOT};enqueue (smartqueue/api/routes/jobs.py:80) 6
+{ROOT};enqueue (smartqueue/api/routes/jobs.py:82) 2
+{ROOT} 2
+"""
+
+
+def test_fold_sums_self_and_inclusive_samples_without_line_numbers() -> None:
+    total, own, inclusive = fold(FOLDED)
+    assert total == 10
+    assert own["enqueue (smartqueue/api/routes/jobs.py)"] == 8
+    assert own["run (asyncio/runners.py)"] == 2
+    assert inclusive["run (asyncio/runners.py)"] == 10
+
+
+def test_section_spend_adds_up_per_step() -> None:
+    section = Section("s")
+    section.spend("fleet · batch", 1.5)
+    section.spend("fleet · batch", 2.0)
+    assert section.spent_s == {"fleet · batch": 3.5}
+
+
+@pytest.mark.parametrize(("value", "full"), [("", False), ("0", False), ("1", True)])
+def test_bench_full_env_picks_the_long_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str, full: bool
+) -> None:
+    monkeypatch.setenv("BENCH_FULL", value)
+    config = BenchConfig.from_env(tmp_path)
+    assert config.full is full
+    assert (config.poisson_jobs > BenchConfig(workdir=tmp_path).poisson_jobs) is full
+
+
+def test_fleet_speed_keeps_the_heterogeneous_speed_and_scales_slower_fleets(tmp_path: Path) -> None:
+    config = BenchConfig(workdir=tmp_path, sim_speed=20)
+    assert fleet_speed(config, FLEETS["heterogeneous"]()) == 20
+    assert fleet_speed(config, FLEETS["identical"]()) > 20  # longer jobs: faster sims
+
+
+@pytest.mark.parametrize(
+    ("count", "rank"), [(90, "largest"), (100, "2nd-largest"), (200, "3rd-largest")]
+)
+def test_rank_from_top_names_the_nearest_rank_p99(count: int, rank: str) -> None:
+    assert rank_from_top(count) == rank
