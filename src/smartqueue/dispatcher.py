@@ -26,7 +26,7 @@ from smartqueue.chunks import ChunkBatcher
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.errors import StoreUnavailable
 from smartqueue.fleet import FleetProber
-from smartqueue.fleet_state import LiveGpu, breaker_policy, read_fleet_state
+from smartqueue.fleet_state import LiveGpu, breaker_policy, live_gpus
 from smartqueue.gpu_client import GpuAnswer, GpuClient, GpuFailure, GpuOutcome
 from smartqueue.maintenance import Maintenance
 from smartqueue.metrics import Metrics
@@ -101,6 +101,7 @@ class Dispatcher:
                                       aging_s=settings.priority_aging_s,
                                       max_hold_s=settings.plan_max_hold_s)  # fmt: skip
         self.speeds = SpeedBook(store, [gpu.name for gpu in fleet.gpus])
+        self._learning: set[asyncio.Task[None]] = set()
         self.breaker_policy = breaker_policy(settings)
         self.recorder = OutcomeRecorder(settings, store=store, metrics=metrics,
                                         breaker_policy=self.breaker_policy,
@@ -180,16 +181,20 @@ class Dispatcher:
     async def next_job(self, consumer_id: str) -> Dispatch | None:
         """Plan the waiting jobs onto the fleet and take the first one planned to start now.
 
-        One read of the waiting window (PEEK, no payloads); nothing more when nothing waits.
+        One read of the waiting window (no payloads), the GPUs' leases and breakers (PEEK).
         When the plan starts more than one job, another consumer is woken for the next.
         """
-        waiting = await self.store.claims.peek(list(self.fleet.routes),
-                                               window=self.plan_policy.window)  # fmt: skip
+        view = await self.store.claims.dispatch_view(
+            list(self.fleet.routes), [gpu.name for gpu in self.fleet.gpus],
+            window=self.plan_policy.window,
+        )  # fmt: skip
+        waiting = view.waiting
         if not waiting:
             return None
         now = time.time()
-        live = {gpu.config.name: gpu for gpu in await read_fleet_state(
-            self.fleet, self.store, self.prober, policy=self.breaker_policy, now=now)}  # fmt: skip
+        live = {gpu.config.name: gpu for gpu in live_gpus(
+            self.fleet, view.running, view.breakers, self.prober, policy=self.breaker_policy,
+            now=now)}  # fmt: skip
         speeds = await self.speeds.speeds()
         tokens = self.plan_policy.default_output_tokens // 2  # a typical job, direct ones too
         gpus = [gpu.plan_gpu(speeds[name], now=now, max_age_s=self.prober.max_age_s,
@@ -259,8 +264,11 @@ class Dispatcher:
             label = "ok" if isinstance(outcome, GpuAnswer) else "failed"
             self.metrics.dispatch.labels(job.gpu, label).observe(duration_s)
             await self.recorder.record(dispatch, outcome, consumer.id)
-            if isinstance(outcome, GpuAnswer):
-                await self._learn(job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s)
+            if isinstance(outcome, GpuAnswer):  # learnt beside the next job, not before it
+                learning = asyncio.create_task(self._learn(
+                    job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s))  # fmt: skip
+                self._learning.add(learning)
+                learning.add_done_callback(self._learning.discard)
         except asyncio.CancelledError:
             await asyncio.shield(self.recorder.release(job, consumer.id, "the replica shut down"))
             raise

@@ -8,6 +8,7 @@ that into what the planner needs (smartqueue.planner, docs/scheduling.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from smartqueue.breaker import Breaker, BreakerPolicy, Gate, gate
@@ -56,8 +57,9 @@ class LiveGpu:
             mean_duration_s=mean_duration_s,
             now=now,
         )
+        headroom = max(0, self.config.slots - len(ours))  # our leases: what we may send now
         if self.gate is Gate.PROBE:
-            free_now = min(free_now, 1)
+            free_now, headroom = min(free_now, 1), min(headroom, 1)
         delay_s = 0.0
         if engine is not None:
             delay_s += COLD_START_S if engine.model_resident is False else 0.0
@@ -65,7 +67,7 @@ class LiveGpu:
         can_take = self.gate is not Gate.DENY and not is_down(self.snapshot, now=now,
                                                                max_age_s=max_age_s)  # fmt: skip
         return PlanGpu(self.config.name, can_take, free_now, busy_until, speed,
-                       start_delay_s=delay_s)  # fmt: skip
+                       start_delay_s=delay_s, headroom=headroom)  # fmt: skip
 
 
 async def read_fleet_state(
@@ -75,6 +77,16 @@ async def read_fleet_state(
     names = [gpu.name for gpu in fleet.gpus]
     running = await store.claims.running_on(names, now=now)
     breakers = await store.breakers.read(names)
+    return live_gpus(fleet, running, breakers, prober, policy=policy, now=now)
+
+
+def live_gpus(
+    fleet: FleetConfig, running: Mapping[str, list[float | None]],
+    breakers: Mapping[str, tuple[Breaker, str]], prober: FleetProber, *, policy: BreakerPolicy,
+    now: float,
+) -> list[LiveGpu]:  # fmt: skip
+    """Every GPU of `fleet` from what was read of it: its leases' predicted ends, its breaker
+    with its version, and the prober's latest snapshot."""
     return [
         LiveGpu(gpu, len(running[gpu.name]), breakers[gpu.name][0], breakers[gpu.name][1],
                 gate(breakers[gpu.name][0], now=now, policy=policy),

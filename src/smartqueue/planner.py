@@ -289,6 +289,13 @@ class PlanGpu:
     busy_until: tuple[float, ...]  # predicted free times (epoch s) of its occupied slots
     speed: Speed
     start_delay_s: float = 0.0  # added before any job's first token here (a cold model, KV full)
+    headroom: int | None = None  # jobs the queue may still send now (None: `free_now`)
+
+    @property
+    def sendable(self) -> int:
+        """Jobs the queue may send now: its free slots, and those that direct traffic holds
+        (a job sent there waits inside the engine for the first slot to free)."""
+        return max(self.free_now, self.headroom if self.headroom is not None else 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -365,6 +372,7 @@ def plan(
     )[: max(0, policy.window)]
     slots = {gpu.name: _slots_of(gpu, now=now) for gpu in gpus if gpu.can_take}
     by_name = {gpu.name: gpu for gpu in gpus}
+    sendable = {gpu.name: gpu.sendable for gpu in gpus}
     starts: list[Start] = []
     for job in ordered:
         names = [name for name in dict.fromkeys(routes.get(job.route, ())) if slots.get(name)]
@@ -372,10 +380,11 @@ def plan(
             continue
         held = now - job.enqueued_at >= policy.max_hold_s
         ends = {name: _finish(job, slots[name][0], by_name[name], policy) for name in names}
-        name = _choose(names, ends, slots, held=held, policy=policy)
-        slot = heapq.heappop(slots[name])
-        heapq.heappush(slots[name], _Slot(ends[name], busy=True))
-        if not slot.busy:
+        now_ok = [name for name in names if sendable[name] > 0]
+        name = _choose(names, ends, slots, now_ok, held=held, policy=policy)
+        heapq.heapreplace(slots[name], _Slot(ends[name], busy=True))  # reserved until its end
+        if name in now_ok:
+            sendable[name] -= 1
             starts.append(Start(job.key, name, ends[name]))
     return starts
 
@@ -400,20 +409,21 @@ def _choose(
     names: list[str],
     ends: Mapping[str, float],
     slots: Mapping[str, list[_Slot]],
+    free: list[str],
     *,
     held: bool,
     policy: PlanPolicy,
 ) -> str:
     """The GPU of the earliest finish, unless holding for it gains too little or too late.
 
-    A job held `max_hold_s` takes the earliest start; any other job leaves a free slot for a
-    busy one only to finish `min_hold_gain_s` sooner.
+    `free` are the GPUs a job may be sent to now. A job held `max_hold_s` takes the earliest
+    start (among those, if any); any other job waits for a GPU it cannot be sent to now only to
+    finish `min_hold_gain_s` sooner.
     """
     tolerance_s = policy.tie_tolerance_s
-    free = [name for name in names if not slots[name][0].busy]
     if held:
-        starts = {name: slots[name][0].free_at for name in names}
-        return free[0] if free else _first_within(names, starts, tolerance_s=tolerance_s)
+        starts = {name: slots[name][0].free_at for name in free or names}
+        return _first_within(free or names, starts, tolerance_s=tolerance_s)
     best = _first_within(names, ends, tolerance_s=tolerance_s)
     if not free or best in free:
         return best

@@ -433,3 +433,24 @@ async def stored_entry(store: Store, job: NewJob) -> StreamEntry:
         list[tuple[bytes, dict[bytes, bytes]]], await store.redis.xrange(stream)
     )
     return entry_from_raw(entry_id, raw)
+
+
+async def test_dispatch_view_reads_the_window_leases_with_their_ends_and_breakers(
+    store: Store,
+) -> None:
+    first, second = new_job(), new_job()
+    for job in (first, second):
+        await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
+    (waiting, _) = (await store.claims.dispatch_view(["default"], [], window=8)).waiting
+    taken = await store.claims.take_entry(waiting, gpu="amdpve", slots=4, consumer="c1",
+                                          lease=LEASE, predicted_end=12_345.678)  # fmt: skip
+    assert isinstance(taken, TakenJob)
+    breaker = Breaker(state=BreakerState.OPEN, failures=3, opened_at=time.time(), reason="x")
+    assert await store.breakers.compare_and_set("llmgpu", breaker, version="0")
+
+    view = await store.claims.dispatch_view(["default"], ["amdpve", "llmgpu"], window=8)
+
+    assert [entry.job_id for entry in view.waiting] == [second.job_id]
+    assert view.running == {"amdpve": [12_345.678], "llmgpu": []}
+    assert view.breakers["llmgpu"][0].state is BreakerState.OPEN
+    assert view.breakers["amdpve"][0] == Breaker()

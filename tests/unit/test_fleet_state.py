@@ -74,3 +74,9 @@ def test_a_cold_model_and_kv_pressure_delay_every_start() -> None:
     frozen = GpuSnapshot(NOW - 1, reachable=True, engine=EngineView(NOW - 1, model_resident=False),
                          frozen=True)  # fmt: skip
     assert planned(snapshot=frozen).start_delay_s == 0.0, "a frozen engine is not believed"
+
+
+def test_headroom_counts_only_our_jobs_so_direct_traffic_does_not_block_sending() -> None:
+    assert planned(ends=(NOW + 1,), snapshot=engine(running=4, ours_then=1)).headroom == 3
+    assert planned(ends=(NOW + 1,) * 4).headroom == 0
+    assert planned(gate=Gate.PROBE).headroom == 1

@@ -575,3 +575,14 @@ def test_a_scaled_policy_plans_a_fleet_the_same_at_any_time_scale(scale: float) 
     assert [(start.key, start.gpu) for start in starts] == [("short", "slow")], (
         "the long job waits for the fast GPU at every scale, the short one takes the slow slot"
     )
+
+
+def test_a_gpu_full_of_direct_traffic_still_gets_a_job_it_finishes_first_on() -> None:
+    """The engine queues what is sent beyond its slots: the job is sent now, not held."""
+    direct = replace(gpu("fast", free=0, busy=(0.5,)), headroom=1)  # its slot: a direct request
+    ours = gpu("slow", free=0, busy=(0.5,), speed=SLOW)  # our own job holds the slot
+
+    starts = plan([job("a"), job("b")], [direct, ours], ROUTES, now=NOW, policy=POLICY)
+
+    assert keys_and_gpus(starts) == [("a", "fast")], "b waits: nothing more can be sent"
+    assert starts[0].predicted_end == pytest.approx(NOW + 0.5 + 0.1 + 100 * 0.01)

@@ -5,20 +5,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
+from smartqueue.breaker import Breaker
 from smartqueue.models import DISPATCH_ORDER, ErrorInfo, JobStatus, Priority
 from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import scripts
-from smartqueue.store.codec import entry_from_raw, pairs, text
+from smartqueue.store.codec import breaker_from_hash, entry_from_raw, pairs, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import GROUP, Counter, Keys
 from smartqueue.store.scripts import Arg, BatchLine, DueJob, ExpiredEntry, Held
 
 Candidate = tuple[str, Priority, str]  # stream, priority, route
+
+
+@dataclass(frozen=True)
+class DispatchView:
+    """What the dispatcher plans with, read in one step."""
+
+    waiting: list[WaitingEntry]
+    running: dict[str, list[float | None]]  # per GPU: each live lease's predicted end, if any
+    breakers: dict[str, tuple[Breaker, str]]  # per GPU: its breaker and version
 
 
 class Claims:
@@ -58,9 +69,23 @@ class Claims:
     @translate_errors
     async def peek(self, routes: list[str], *, window: int) -> list[WaitingEntry]:
         """The first `window` waiting jobs of each (priority, route) stream of `routes`."""
+        view = await self.dispatch_view(routes, [], window=window)
+        return view.waiting
+
+    @translate_errors
+    async def dispatch_view(
+        self, routes: list[str], gpus: list[str], *, window: int
+    ) -> DispatchView:
+        """In one round trip: the first `window` waiting jobs of each stream of `routes`, and
+        per GPU its live slot leases (each with its job's predicted end) and its breaker."""
         candidates = self.gpu_streams(routes)
-        call = scripts.peek(streams=[stream for stream, _, _ in candidates], window=window)
-        found = cast(list[Any], await self.context.scripts.run(call))
+        keys = self.context.keys
+        call = scripts.peek(
+            streams=[stream for stream, _, _ in candidates], window=window,
+            gpus=[scripts.GpuKeys(keys.slots(gpu), keys.ends(gpu), keys.breaker(gpu))
+                  for gpu in gpus],
+        )  # fmt: skip
+        found, per_gpu = cast(list[Any], await self.context.scripts.run(call))
         waiting = []
         for at in range(0, len(found), 5):
             index, entry_id, job_id, prompt_tokens, max_tokens = found[at : at + 5]
@@ -68,7 +93,13 @@ class Claims:
             waiting.append(WaitingEntry(stream, priority, route, text(entry_id) or "",
                                         text(job_id) or "", int(prompt_tokens or 0),
                                         int(max_tokens) if max_tokens else None))  # fmt: skip
-        return waiting
+        running: dict[str, list[float | None]] = {}
+        breakers: dict[str, tuple[Breaker, str]] = {}
+        for gpu, (holders, breaker) in zip(gpus, per_gpu, strict=True):
+            ends = holders[1::2]
+            running[gpu] = [int(end) / 1000 if end else None for end in ends]
+            breakers[gpu] = breaker_from_hash(pairs(breaker))
+        return DispatchView(waiting, running, breakers)
 
     @translate_errors
     async def take_entry(

@@ -191,9 +191,20 @@ def cancel(
                        *change.args()])  # fmt: skip
 
 
-def peek(*, streams: list[str], window: int) -> ScriptCall:
-    """peek.lua (read only): the first `window` entries of each stream, without payloads."""
-    return ScriptCall("peek", streams, [window])
+@dataclass(frozen=True)
+class GpuKeys:
+    """The keys of one GPU that the dispatcher reads."""
+
+    slots: str
+    ends: str
+    breaker: str
+
+
+def peek(*, streams: list[str], gpus: list[GpuKeys], window: int) -> ScriptCall:
+    """peek.lua (read only): the first `window` entries of each stream, without payloads, and
+    each GPU's live slot leases with their predicted ends and its breaker."""
+    keys = [*streams, *(key for gpu in gpus for key in (gpu.slots, gpu.ends, gpu.breaker))]
+    return ScriptCall("peek", keys, [window, len(streams)])
 
 
 @dataclass(frozen=True)
