@@ -102,6 +102,7 @@ class Dispatcher:
                                       max_hold_s=settings.plan_max_hold_s)  # fmt: skip
         self.speeds = SpeedBook(store, [gpu.name for gpu in fleet.gpus])
         self._learning: set[asyncio.Task[None]] = set()
+        self._planned_at = float("-inf")  # when a consumer of this replica last planned
         self.breaker_policy = breaker_policy(settings)
         self.recorder = OutcomeRecorder(settings, store=store, metrics=metrics,
                                         breaker_policy=self.breaker_policy,
@@ -166,7 +167,7 @@ class Dispatcher:
             try:
                 dispatch = await self.next_job(consumer.id)
                 if dispatch is None:
-                    await self.store.claims.wait_for_work(timeout_s=self.settings.idle_poll_s)
+                    await self._idle()
                 else:
                     await self._run(dispatch, consumer)
             except StoreUnavailable as error:
@@ -176,6 +177,18 @@ class Dispatcher:
         with contextlib.suppress(StoreUnavailable):
             await self.store.consumers.forget(consumer.id)
 
+    async def _idle(self) -> None:
+        """Wait until a job may be ready: a wake-up (a job entered, a retry is due, a planned
+        start is left), or `idle_poll_s` since this replica last planned (held jobs, slots that
+        direct traffic freed). Idle consumers share that poll: one re-plan per interval per
+        replica, not one per consumer."""
+        poll_s = self.settings.idle_poll_s
+        while not self.stopping.is_set():
+            if await self.store.claims.wait_for_work(timeout_s=poll_s):
+                return
+            if time.monotonic() - self._planned_at >= poll_s:
+                return
+
     # --- read, choose, claim -----------------------------------------------------------------
 
     async def next_job(self, consumer_id: str) -> Dispatch | None:
@@ -184,6 +197,7 @@ class Dispatcher:
         One read of the waiting window (no payloads), the GPUs' leases and breakers (PEEK).
         When the plan starts more than one job, another consumer is woken for the next.
         """
+        self._planned_at = time.monotonic()
         view = await self.store.claims.dispatch_view(
             list(self.fleet.routes), [gpu.name for gpu in self.fleet.gpus],
             window=self.plan_policy.window,

@@ -330,10 +330,10 @@ class Claims:
             await pipe.execute()
 
     @translate_errors
-    async def wait_for_work(self, *, timeout_s: float) -> None:
-        """Block until a job may be ready (or `timeout_s` passes)."""
+    async def wait_for_work(self, *, timeout_s: float) -> bool:
+        """Block until a job may be ready (True) or `timeout_s` passes (False)."""
         timeout = min(timeout_s, self.context.max_block_ms / 1000)
-        await self.context.redis.blpop([self.context.keys.wake], timeout=timeout)
+        return await self.context.redis.blpop([self.context.keys.wake], timeout=timeout) is not None
 
     @translate_errors
     async def running_on(self, gpus: list[str], *, now: float) -> dict[str, list[float | None]]:
