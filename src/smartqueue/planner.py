@@ -73,43 +73,69 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Line:
+    """Decayed sums for a least-squares line y = a + b·x: weight, Σx, Σx², Σy, Σxy, each
+    weighted by `SAMPLE_DECAY` per later point."""
+
+    weight: float = 0.0
+    x: float = 0.0
+    xx: float = 0.0
+    y: float = 0.0
+    xy: float = 0.0
+
+    def add(self, x: float, y: float) -> Line:
+        """The sums with the older points decayed and (x, y) added."""
+        keep = SAMPLE_DECAY
+        return Line(keep * self.weight + 1.0, keep * self.x + x, keep * self.xx + x * x,
+                    keep * self.y + y, keep * self.xy + x * y)  # fmt: skip
+
+    def means(self) -> tuple[float, float, float]:
+        """(mean x, mean y, variance of x); only meaningful with some weight."""
+        mean_x, mean_y = self.x / self.weight, self.y / self.weight
+        return mean_x, mean_y, self.xx / self.weight - mean_x * mean_x
+
+    def slope(self) -> float:
+        """The fitted slope (the caller checks the variance of x first)."""
+        mean_x, mean_y, variance = self.means()
+        return (self.xy / self.weight - mean_x * mean_y) / variance
+
+
+@dataclass(frozen=True)
 class SpeedStats:
-    """Decayed sufficient statistics of one GPU's two regressions (weight, Σx, Σx², Σy, Σxy).
+    """One GPU's two decayed regressions (`Line`s).
 
-    - time to first token against prompt tokens, from streamed samples;
-    - the answer's time less its prompt's prefill against completion tokens, from every sample:
-      a line whose slope is the decode time per token and whose intercept is the start time, so
+    - `ttft`: time to first token against prompt tokens, from streamed samples;
+    - `answer`: the answer's time less its prompt's prefill against completion tokens, from
+      every sample: its slope is the decode time per token and its intercept the start time, so
       a fleet that never streams still learns when its answers start.
-
-    Every sum is weighted by `SAMPLE_DECAY` per later sample.
     """
 
-    ttft_weight: float = 0.0
-    ttft_prompt: float = 0.0
-    ttft_prompt_sq: float = 0.0
-    ttft_s: float = 0.0
-    ttft_prompt_s: float = 0.0
-    answer_weight: float = 0.0
-    answer_tokens: float = 0.0
-    answer_tokens_sq: float = 0.0
-    answer_s: float = 0.0
-    answer_tokens_s: float = 0.0
+    ttft: Line = Line()
+    answer: Line = Line()
     updated_at: float = 0.0
 
     def to_fields(self) -> dict[str, str]:
-        """The stats as a Redis hash (exact float text)."""
-        return {item.name: repr(float(getattr(self, item.name))) for item in fields(self)}
+        """The stats as a Redis hash (exact float text): `ttft_weight`, `answer_xy`, ..."""
+        stored = {f"{name}_{item.name}": repr(float(getattr(line, item.name)))
+                  for name, line in (("ttft", self.ttft), ("answer", self.answer))
+                  for item in fields(Line)}  # fmt: skip
+        return {**stored, "updated_at": repr(float(self.updated_at))}
 
     @classmethod
     def from_fields(cls, stored: Mapping[str, str]) -> SpeedStats:
         """The stats read back from a hash; empty stats when any field is missing or garbage."""
         values: dict[str, float] = {}
-        for item in fields(cls):
-            value = _finite_float(stored.get(item.name))
+        names = [f"{line}_{item.name}" for line in ("ttft", "answer") for item in fields(Line)]
+        for name in [*names, "updated_at"]:
+            value = _finite_float(stored.get(name))
             if value is None or value < 0:
                 return cls()
-            values[item.name] = value
-        return cls(**values)
+            values[name] = value
+
+        def line(prefix: str) -> Line:
+            return Line(*(values[f"{prefix}_{item.name}"] for item in fields(Line)))
+
+        return cls(line("ttft"), line("answer"), values["updated_at"])
 
 
 def _finite_float(text: object) -> float | None:
@@ -156,31 +182,15 @@ def _observed_ttft_s(sample: Sample) -> float | None:
 
 
 def _learn_ttft(stats: SpeedStats, prompt_tokens: int, ttft_s: float) -> SpeedStats:
-    """Decay the time-to-first-token sums and add one point."""
-    x, keep = float(max(0, prompt_tokens)), SAMPLE_DECAY
-    return replace(
-        stats,
-        ttft_weight=keep * stats.ttft_weight + 1.0,
-        ttft_prompt=keep * stats.ttft_prompt + x,
-        ttft_prompt_sq=keep * stats.ttft_prompt_sq + x * x,
-        ttft_s=keep * stats.ttft_s + ttft_s,
-        ttft_prompt_s=keep * stats.ttft_prompt_s + x * ttft_s,
-    )
+    """The stats with one streamed sample's time to first token added."""
+    return replace(stats, ttft=stats.ttft.add(float(max(0, prompt_tokens)), ttft_s))
 
 
 def _learn_answer(stats: SpeedStats, completion_tokens: int, answer_s: float) -> SpeedStats:
-    """Decay the answer-line sums and add one point (nothing to learn from an empty answer)."""
+    """The stats with one answer's time added (nothing to learn from an empty answer)."""
     if completion_tokens <= 0:
         return stats
-    x, y, keep = float(completion_tokens), max(0.0, answer_s), SAMPLE_DECAY
-    return replace(
-        stats,
-        answer_weight=keep * stats.answer_weight + 1.0,
-        answer_tokens=keep * stats.answer_tokens + x,
-        answer_tokens_sq=keep * stats.answer_tokens_sq + x * x,
-        answer_s=keep * stats.answer_s + y,
-        answer_tokens_s=keep * stats.answer_tokens_s + x * y,
-    )
+    return replace(stats, answer=stats.answer.add(float(completion_tokens), max(0.0, answer_s)))
 
 
 def estimate(stats: SpeedStats, *, prior: Speed) -> Speed:
@@ -191,14 +201,13 @@ def estimate(stats: SpeedStats, *, prior: Speed) -> Speed:
     varied, else what is left of their mean time once they started.
     """
     base_s, prefill = _ttft_line(stats, prior=prior)
-    streamed = stats.ttft_weight >= MIN_SAMPLE_WEIGHT
+    streamed = stats.ttft.weight >= MIN_SAMPLE_WEIGHT
     decode = prior.decode_s_per_token
-    weight = stats.answer_weight
+    weight = stats.answer.weight
     if weight >= MIN_SAMPLE_WEIGHT:
-        mean_x, mean_y = stats.answer_tokens / weight, stats.answer_s / weight
-        variance = stats.answer_tokens_sq / weight - mean_x * mean_x
+        mean_x, mean_y, variance = stats.answer.means()
         if variance >= MIN_OUTPUT_SPREAD_TOKENS**2:
-            decode = (stats.answer_tokens_s / weight - mean_x * mean_y) / variance
+            decode = stats.answer.slope()
             base_s = base_s if streamed else mean_y - decode * mean_x
         elif mean_x > 0:
             start_s = base_s if streamed else min(base_s, mean_y)
@@ -213,14 +222,12 @@ def estimate(stats: SpeedStats, *, prior: Speed) -> Speed:
 
 def _ttft_line(stats: SpeedStats, *, prior: Speed) -> tuple[float, float]:
     """(base, prefill slope) of the time to first token: the prior's slope unless prompts varied."""
-    weight = stats.ttft_weight
-    if weight < MIN_SAMPLE_WEIGHT:
+    if stats.ttft.weight < MIN_SAMPLE_WEIGHT:
         return prior.base_s, prior.prefill_s_per_token
-    mean_x, mean_y = stats.ttft_prompt / weight, stats.ttft_s / weight
-    variance = stats.ttft_prompt_sq / weight - mean_x * mean_x
+    mean_x, mean_y, variance = stats.ttft.means()
     slope = prior.prefill_s_per_token
     if variance >= MIN_PROMPT_SPREAD_TOKENS**2:
-        slope = (stats.ttft_prompt_s / weight - mean_x * mean_y) / variance
+        slope = stats.ttft.slope()
     slope = _clamp(slope, PREFILL_RANGE_S_PER_TOKEN)
     return mean_y - slope * mean_x, slope
 

@@ -408,8 +408,8 @@ def test_speed_stats_round_trip_through_fields() -> None:
     [
         {"answer_weight": None},
         {"answer_weight": "fast"},
-        {"answer_tokens_sq": "nan"},
-        {"ttft_s": "inf"},
+        {"answer_xx": "nan"},
+        {"ttft_y": "inf"},
         {"ttft_weight": "-1"},
         {"updated_at": ""},
     ],

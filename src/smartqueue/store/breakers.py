@@ -23,10 +23,7 @@ class Breakers:
     @translate_errors
     async def read(self, gpus: list[str]) -> dict[str, tuple[Breaker, str]]:
         """Every GPU's breaker with its version (for compare-and-set)."""
-        async with self.context.redis.pipeline(transaction=False) as pipe:
-            for gpu in gpus:
-                pipe.hgetall(self.context.keys.breaker(gpu))
-            raw = await pipe.execute()
+        raw = await self.context.hashes([self.context.keys.breaker(gpu) for gpu in gpus])
         return {gpu: breaker_from_hash(fields) for gpu, fields in zip(gpus, raw, strict=True)}
 
     @translate_errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from smartqueue.models import JobStatus
 from smartqueue.store.connection import Client
@@ -29,3 +30,10 @@ class StoreContext:
     def change(self, target: JobStatus, updates: Mapping[str, Arg] | None = None) -> Change:
         """A status change to `target` with this deployment's TTLs."""
         return Change(target, self.terminal_ttl_s, updates or {}, self.events_ttl_s)
+
+    async def hashes(self, keys: list[str]) -> list[dict[bytes, bytes]]:
+        """Several hashes in one round trip, in the order of `keys` ({} for a missing one)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            return cast(list[dict[bytes, bytes]], await pipe.execute())

@@ -40,8 +40,12 @@ class Speeds:
         over hundreds of jobs does not need a lock.
         """
         key = self.context.keys.speed(gpu)
-        raw = cast(dict[bytes, bytes], await self.context.redis.hgetall(key))
-        changed = change({name.decode(): value.decode() for name, value in raw.items()})
+        (raw,) = await self.context.hashes([key])
+        changed = change(_text(raw))
         mapping: dict[Any, Any] = dict(changed)
         await self.context.redis.hset(key, mapping=mapping)
         return changed
+
+
+def _text(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in raw.items()}
