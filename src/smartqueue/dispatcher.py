@@ -36,6 +36,8 @@ from smartqueue.outcomes import Aborted, Dispatch, OutcomeRecorder, cancel_probe
 from smartqueue.planner import (
     PlanPolicy,
     Sample,
+    Speed,
+    Start,
     WaitingJob,
     plan,
     predicted_duration_s,
@@ -194,38 +196,26 @@ class Dispatcher:
     async def next_job(self, consumer_id: str) -> Dispatch | None:
         """Plan the waiting jobs onto the fleet and take the first one planned to start now.
 
-        One read of the waiting window (no payloads), the GPUs' leases and breakers (PEEK).
-        When the plan starts more than one job, another consumer is woken for the next.
+        One read (PEEK) brings the waiting window (no payloads) and the GPUs' leases and
+        breakers. When the plan starts more than one job, another consumer is woken for the next.
         """
         self._planned_at = time.monotonic()
         view = await self.store.claims.dispatch_view(
             list(self.fleet.routes), [gpu.name for gpu in self.fleet.gpus],
             window=self.plan_policy.window,
         )  # fmt: skip
-        waiting = view.waiting
-        if not waiting:
+        if not view.waiting:
             return None
         now = time.time()
         live = {gpu.config.name: gpu for gpu in live_gpus(
             self.fleet, view.running, view.breakers, self.prober, policy=self.breaker_policy,
             now=now)}  # fmt: skip
-        speeds = await self.speeds.speeds()
-        tokens = self.plan_policy.default_output_tokens // 2  # a typical job, direct ones too
-        gpus = [gpu.plan_gpu(speeds[name], now=now, max_age_s=self.prober.max_age_s,
-                             mean_duration_s=predicted_duration_s(
-                                 speeds[name], prompt_tokens=0, output_tokens=tokens))
-                for name, gpu in live.items()]  # fmt: skip
-        policy = scaled_policy(self.plan_policy, typical_s=typical_duration_s(
-            list(speeds.values()), output_tokens=tokens))  # fmt: skip
-        jobs = [WaitingJob(str(index), entry.route, DISPATCH_ORDER.index(entry.priority),
-                           entry.enqueued_at, entry.prompt_tokens, entry.max_tokens)
-                for index, entry in enumerate(waiting)]  # fmt: skip
-        starts = plan(jobs, gpus, self.fleet.routes, now=now, policy=policy)
+        starts = self._plan(view.waiting, live, await self.speeds.speeds(), now=now)
         full: set[str] = set()
         for index, start in enumerate(starts):
             if start.gpu in full:
                 continue
-            taken = await self._take(waiting[int(start.key)], live[start.gpu], consumer_id,
+            taken = await self._take(view.waiting[int(start.key)], live[start.gpu], consumer_id,
                                      now=now, predicted_end=start.predicted_end)  # fmt: skip
             if taken is TakeRefused.GPU_FULL:
                 full.add(start.gpu)
@@ -234,6 +224,27 @@ class Dispatcher:
                     await self.store.claims.wake_one()
                 return taken
         return None
+
+    def _plan(
+        self, waiting: list[WaitingEntry], live: dict[str, LiveGpu], speeds: dict[str, Speed],
+        *, now: float,
+    ) -> list[Start]:  # fmt: skip
+        """The planner's starts: each waiting job is keyed by its index in `waiting`.
+
+        A typical job (an empty prompt, half the default output) sets the plan's thresholds and
+        stands in for direct traffic of unknown size.
+        """
+        tokens = self.plan_policy.default_output_tokens // 2
+        gpus = [gpu.plan_gpu(speeds[name], now=now, max_age_s=self.prober.max_age_s,
+                             mean_duration_s=predicted_duration_s(
+                                 speeds[name], prompt_tokens=0, output_tokens=tokens))
+                for name, gpu in live.items()]  # fmt: skip
+        typical_s = typical_duration_s(list(speeds.values()), output_tokens=tokens)
+        jobs = [WaitingJob(str(index), entry.route, DISPATCH_ORDER.index(entry.priority),
+                           entry.enqueued_at, entry.prompt_tokens, entry.max_tokens)
+                for index, entry in enumerate(waiting)]  # fmt: skip
+        return plan(jobs, gpus, self.fleet.routes, now=now,
+                    policy=scaled_policy(self.plan_policy, typical_s=typical_s))  # fmt: skip
 
     async def _take(
         self, waiting: WaitingEntry, gpu: LiveGpu, consumer_id: str, *, now: float,

@@ -81,7 +81,7 @@ class Claims:
         candidates = self.gpu_streams(routes)
         keys = self.context.keys
         call = scripts.peek(
-            streams=[stream for stream, _, _ in candidates], window=window,
+            counts=keys.counts, streams=[stream for stream, _, _ in candidates], window=window,
             gpus=[scripts.GpuKeys(keys.slots(gpu), keys.ends(gpu), keys.breaker(gpu))
                   for gpu in gpus],
         )  # fmt: skip
@@ -260,7 +260,8 @@ class Claims:
         """
         candidates = [candidate for candidate in self.gpu_streams(self.context.routes)
                       if candidate[1] is not Priority.BATCH]  # fmt: skip
-        call = scripts.expiring(streams=[stream for stream, _, _ in candidates],
+        call = scripts.expiring(counts=self.context.keys.counts,
+                                streams=[stream for stream, _, _ in candidates],
                                 cutoff_ms=int((now - max_wait_s) * 1000), limit=limit)  # fmt: skip
         found = cast(list[Any], await self.context.scripts.run(call))
         by_stream: dict[int, list[ExpiredEntry]] = {}

@@ -200,11 +200,12 @@ class GpuKeys:
     breaker: str
 
 
-def peek(*, streams: list[str], gpus: list[GpuKeys], window: int) -> ScriptCall:
+def peek(*, counts: str, streams: list[str], gpus: list[GpuKeys], window: int) -> ScriptCall:
     """peek.lua (read only): the first `window` entries of each stream, without payloads, and
     each GPU's live slot leases with their predicted ends and its breaker."""
-    keys = [*streams, *(key for gpu in gpus for key in (gpu.slots, gpu.ends, gpu.breaker))]
-    return ScriptCall("peek", keys, [window, len(streams)])
+    keys = [counts, *streams,
+            *(key for gpu in gpus for key in (gpu.slots, gpu.ends, gpu.breaker))]  # fmt: skip
+    return ScriptCall("peek", keys, [window, len(streams), EVERYWHERE.entered, EVERYWHERE.left])
 
 
 @dataclass(frozen=True)
@@ -334,9 +335,10 @@ def move_due(
     return ScriptCall("move_due", keys, args)
 
 
-def expiring(*, streams: list[str], cutoff_ms: int, limit: int) -> ScriptCall:
+def expiring(*, counts: str, streams: list[str], cutoff_ms: int, limit: int) -> ScriptCall:
     """expiring.lua (read only)."""
-    return ScriptCall("expiring", streams, [cutoff_ms, limit])
+    return ScriptCall("expiring", [counts, *streams],
+                      [cutoff_ms, limit, EVERYWHERE.entered, EVERYWHERE.left])  # fmt: skip
 
 
 @dataclass(frozen=True)
