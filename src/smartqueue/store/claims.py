@@ -357,8 +357,12 @@ class Claims:
 
     async def slots_in_use(self, gpus: list[str], *, now: float) -> dict[str, int]:
         """Live slot reservations per GPU, across every replica."""
-        running = await self.running_on(gpus, now=now)
-        return {gpu: len(held) for gpu, held in running.items()}
+        now_ms = int(now * 1000)
+        async with self.context.redis.pipeline(transaction=False) as pipe:
+            for gpu in gpus:
+                pipe.zcount(self.context.keys.slots(gpu), now_ms, "+inf")
+            counts = await pipe.execute()
+        return {gpu: int(count) for gpu, count in zip(gpus, counts, strict=True)}
 
 
 def _rank(entry: WaitingEntry, *, now: float, lease: Lease) -> int:
