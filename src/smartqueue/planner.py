@@ -371,10 +371,12 @@ def plan(
     """The jobs to start now, in planning order, each on the GPU where it would finish first.
 
     Jobs are planned by (class after aging, enqueue time), the first `window` of them; each
-    reserves its slot until its predicted end, so later jobs plan around it.
+    reserves its slot until its predicted end, so later jobs plan around it. Batch jobs fill
+    idle capacity only: none of a route starts while an interactive job of that route waits.
     """
+    interactive = {job.route for job in jobs if job.rank < BATCH_RANK}
     ordered = sorted(
-        jobs,
+        (job for job in jobs if job.rank < BATCH_RANK or job.route not in interactive),
         key=lambda job: (effective_rank(job, now=now, aging_s=policy.aging_s), job.enqueued_at),
     )[: max(0, policy.window)]
     slots = {gpu.name: _slots_of(gpu, now=now) for gpu in gpus if gpu.can_take}

@@ -112,10 +112,12 @@ class WaitingEntry:
 
 
 class TakeRefused(Enum):
-    """Why a take got no job: the GPU is full (or its breaker closed), or the entry is gone."""
+    """Why a take got no job: the GPU is full (or its breaker closed), the entry is gone, or
+    (a batch entry) interactive work of its route arrived since the caller looked."""
 
     GPU_FULL = "gpu_full"
     GONE = "gone"
+    OUTRANKED = "outranked"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ async def test_interactive_jobs_never_wait_behind_a_batch_request_even_when_aged
     settings = batch_settings(priority_aging_s=0.2)  # batch entries wait far longer than this
 
     async with service(settings, fleet) as http, running_store(settings, fleet) as store:
-        await started_batch(http, 40)
+        await started_batch(http, 40, max_tokens=64)  # long enough to keep a backlog waiting
         await batch_waiting(store, at_least=2)
         await asyncio.sleep(0.5)  # the waiting batch requests are now "aged"
         interactive = []

@@ -43,11 +43,19 @@ async def _service_back(load: Load, since: float) -> None:
     await wait_until(accepting, timeout_s=30, what="a 202 after the failover", interval_s=0.05)
 
 
+async def _promoted_and_settled(ha: SentinelDeployment, *, away_from: int) -> None:
+    """Wait until a replica is promoted and every sentinel follows it."""
+    await asyncio.to_thread(ha.wait_promoted, away_from=away_from)
+    port = ha.primary_port()
+    assert port is not None
+    await asyncio.to_thread(ha.wait_settled, port)
+
+
 async def _kill_primary(ha: SentinelDeployment) -> None:
     """kill -9 the primary; once a replica is promoted, restart it (it rejoins as a replica)."""
     old = ha.primary.port
     ha.primary.kill()
-    await asyncio.to_thread(ha.wait_promoted, away_from=old)
+    await _promoted_and_settled(ha, away_from=old)
     ha.primary.start()
     await asyncio.to_thread(ha.wait_replicating, ha.primary)
 
@@ -68,7 +76,7 @@ async def _kill_primary_while_replica_lags(ha: SentinelDeployment) -> None:
         ha.primary.kill()
     finally:
         ha.replica.thaw()
-    await asyncio.to_thread(ha.wait_promoted, away_from=old)
+    await _promoted_and_settled(ha, away_from=old)
     ha.primary.start()
     await asyncio.to_thread(ha.wait_replicating, ha.primary)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -112,23 +112,53 @@ async def test_take_rereads_the_breaker_in_the_same_step(
     takes: bool,
 ) -> None:  # fmt: skip
     keys = Keys(key_prefix)
-    stream = keys.stream(Priority.NORMAL, "r")
+    await redis_client.hset(keys.breaker("g"), mapping={"state": state, "version": 1})
+
+    reply, stream = await _take_one(runner, redis_client, keys, Priority.NORMAL, probe=probe)
+
+    assert (reply[0] == 1) is takes
+    assert await redis_client.zcard(keys.slots("g")) == (1 if takes else 0)
+    assert await redis_client.xlen(stream) == (0 if takes else 1), "a refused take moves nothing"
+
+
+@pytest.mark.parametrize(
+    ("priority", "interactive_waiting", "reply"),
+    [(Priority.BATCH, 1, -2), (Priority.BATCH, 0, 1), (Priority.LOW, 1, 1)],
+)
+async def test_take_refuses_a_batch_entry_while_interactive_work_of_its_route_waits(
+    runner: Scripts, redis_client: aioredis.Redis, key_prefix: str, priority: Priority,
+    interactive_waiting: int, reply: int,
+) -> None:  # fmt: skip
+    keys = Keys(key_prefix)
+    waiting = Counter.of(Priority.HIGH, "r")  # arrived after the caller's PEEK, say
+    await redis_client.hset(
+        keys.counts, mapping={waiting.entered: 5, waiting.left: 5 - interactive_waiting}
+    )
+    outranking = (waiting,) if priority is Priority.BATCH else ()
+
+    got, stream = await _take_one(runner, redis_client, keys, priority, outranking=outranking)
+
+    assert got[0] == reply
+    assert await redis_client.xlen(stream) == (1 if reply < 0 else 0)
+
+
+async def _take_one(
+    runner: Scripts, redis_client: aioredis.Redis, keys: Keys, priority: Priority, *,
+    probe: bool = False, outranking: tuple[Counter, ...] = (),
+) -> tuple[list[Any], str]:  # fmt: skip
+    """TAKE of a queued job's only entry on route "r" for GPU "g" (1 slot); the reply, stream."""
+    stream = keys.stream(priority, "r")
     added = cast(bytes, await redis_client.xadd(stream, {"job_id": "job1"}))
     await _record(redis_client, keys, "job1", "queued")
-    await redis_client.hset(keys.breaker("g"), mapping={"state": state, "version": 1})
-    target = scripts.TakeTarget(stream, Counter.of(Priority.NORMAL, "r"), added.decode(), "job1",
-                                keys.job("job1"), keys.events("job1"))  # fmt: skip
-
+    target = scripts.TakeTarget(stream, Counter.of(priority, "r"), added.decode(), "job1",
+                                keys.job("job1"), keys.events("job1"), outranking)  # fmt: skip
     reply = await runner.run(scripts.take(
         slots_key=keys.slots("g"), breaker=keys.breaker("g"), counts=keys.counts,
         ends=keys.ends("g"), running=keys.running, target=target, group=GROUP, consumer="c1",
         slots=1, lease_ms=60_000, probe=probe, gpu="g", started_at=time.time(),
         channel=keys.done_channel, predicted_end_ms=None,
     ))  # fmt: skip
-
-    assert (reply[0] == 1) is takes
-    assert await redis_client.zcard(keys.slots("g")) == (1 if takes else 0)
-    assert await redis_client.xlen(stream) == (0 if takes else 1), "a refused take moves nothing"
+    return cast(list[Any], reply), stream
 
 
 def test_every_key_of_a_deployment_shares_one_hash_tag() -> None:

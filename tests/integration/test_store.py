@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from typing import cast
 
@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority, new_job_id
-from smartqueue.queue import Lease, NewJob, StreamEntry, TakenJob, TakeRefused
+from smartqueue.queue import Lease, NewJob, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import Store, scripts
 from smartqueue.store.codec import entry_from_raw
-from smartqueue.store.keys import GROUP
+from smartqueue.store.keys import GROUP, Counter
 from smartqueue.store.scripts import Change, Held, Scripts
 from tests.support.redis_server import RedisServer
 
@@ -205,6 +205,38 @@ async def test_take_starts_only_a_queued_job_and_drops_a_stale_entry(
     assert await redis_client.xlen(waiting.stream) == 0, "the stale entry is gone"
     assert (await store.overview.depths())[job.priority] == 0, "and counted out"
     assert (await store.jobs.get(job.job_id)).status is JobStatus.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_a_batch_entry_planned_before_interactive_work_arrived_is_not_taken_before_it(
+    store: Store, redis_client: aioredis.Redis
+) -> None:
+    """Batch fills idle capacity only, even when an interactive job lands between PEEK and
+    TAKE: the take is refused, the batch entry stays in line, and goes after the job."""
+    await store.ensure_groups()
+    batch_job = replace(new_job(), priority=Priority.BATCH)
+    batch_stream, counter = (
+        store.keys.stream(Priority.BATCH, "default"),
+        Counter.of(Priority.BATCH, "default"),
+    )
+    await redis_client.xadd(batch_stream, {"job_id": batch_job.job_id, "payload": b"{}"})
+    await redis_client.hset(store.keys.job(batch_job.job_id), mapping={"status": "queued"})
+    for field in (counter.entered, Counter.everywhere().entered):
+        await redis_client.hincrby(store.keys.counts, field, 1)
+    (planned,) = await store.claims.peek(["default"], window=8)
+    interactive = new_job(priority=Priority.LOW)
+    await store.submissions.enqueue(interactive, ceiling=40, everywhere_ceiling=10_000)
+
+    def take(waiting: WaitingEntry) -> Awaitable[TakenJob | TakeRefused]:
+        return store.claims.take_entry(waiting, gpu="amdpve", slots=4, consumer="c1",
+                                       lease=LEASE)  # fmt: skip
+
+    assert await take(planned) is TakeRefused.OUTRANKED
+    assert await redis_client.xlen(batch_stream) == 1, "the batch entry stays in line"
+    (low,) = [
+        w for w in await store.claims.peek(["default"], window=8) if w.priority is Priority.LOW
+    ]
+    assert isinstance(await take(low), TakenJob)
+    assert isinstance(await take(planned), TakenJob), "with nothing interactive waiting, it goes"
 
 
 async def test_cancel_queued_removes_the_entry_so_it_never_runs(store: Store) -> None:

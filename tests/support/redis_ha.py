@@ -7,8 +7,9 @@
     with redis_cluster(tmp_path) as cluster:          # three primaries, all 16384 slots covered
         url = cluster.url                             # redis+cluster://127.0.0.1:P1,.../
 
-Sentinels use short timeouts (down after 1 s, failover timeout 3 s) so a failover takes a few
-seconds. Every process is killed when the block ends.
+Sentinels use short timeouts (down after 2 s, failover timeout 3 s) so a failover takes a few
+seconds. (Down after 1 s was too short for a loaded 2-core machine: a promoted primary that
+stalled for a second was failed over again.) Every process is killed when the block ends.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests.support.ports import free_port, wait_for_port
 from tests.support.redis_server import RedisServer
 
 SERVICE = "mymaster"
-DOWN_AFTER_MS = 1000
+DOWN_AFTER_MS = 2000
 FAILOVER_TIMEOUT_MS = 3000
 
 
@@ -47,14 +48,8 @@ class SentinelDeployment:
 
     def primary_port(self) -> int | None:
         """The port the first sentinel that answers names as primary."""
-        for port in self.sentinel_ports:
-            try:
-                with redis.Redis(port=port, socket_timeout=0.5) as sentinel:
-                    address = sentinel.sentinel_get_master_addr_by_name(SERVICE)
-            except redis.RedisError:
-                continue
-            return int(address[1]) if address else None
-        return None
+        named = (self._named_by(port) for port in self.sentinel_ports)
+        return next((port for port in named if port is not None), None)
 
     def wait_promoted(self, *, away_from: int, timeout_s: float = 90.0) -> float:
         """Block until the sentinels name a primary other than `away_from`; seconds it took."""
@@ -65,6 +60,31 @@ class SentinelDeployment:
                 return time.monotonic() - started
             time.sleep(0.05)
         raise TimeoutError(f"no sentinel promoted a replica within {timeout_s} s")
+
+    def wait_settled(self, port: int, *, timeout_s: float = 90.0) -> None:
+        """Block until every sentinel names `port` as primary, then for one down-after period:
+        a sentinel that still judges the new primary down then finds no replica to promote.
+
+        Restart a killed primary only after this: it comes back empty, and were it up while
+        the sentinels failed over again, they could promote it and drop every write.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            named = {self._named_by(sentinel) for sentinel in self.sentinel_ports}
+            if named == {port}:
+                time.sleep(DOWN_AFTER_MS / 1000)
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the sentinels did not all name {port} within {timeout_s} s")
+
+    def _named_by(self, sentinel_port: int) -> int | None:
+        """The primary port one sentinel names (None when it does not answer)."""
+        try:
+            with redis.Redis(port=sentinel_port, socket_timeout=0.5) as sentinel:
+                address = sentinel.sentinel_get_master_addr_by_name(SERVICE)
+        except redis.RedisError:
+            return None
+        return int(address[1]) if address else None
 
     def wait_replicating(self, server: RedisServer, *, timeout_s: float = 90.0) -> None:
         """Block until `server` is a replica with its link to the primary up."""

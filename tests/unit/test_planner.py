@@ -170,6 +170,28 @@ def test_plan_gives_the_one_free_slot_by_class_after_aging(
     assert keys_and_gpus(starts) == [(expected_first, "fast")]
 
 
+@pytest.mark.parametrize(
+    ("interactive_route", "expected"),
+    [
+        (None, [("batch", "slow")]),  # nothing interactive waits: batch fills the idle slot
+        ("default", []),  # held for the busy fast GPU, it still keeps its route's batch out
+        ("slow-only", [("normal", "slow")]),  # another route's job goes first, by class
+        ("reversed", [("batch", "slow")]),  # another route's job held for fast: batch goes
+    ],
+)
+def test_plan_starts_no_batch_job_of_a_route_while_an_interactive_one_waits(
+    interactive_route: str | None, expected: list[tuple[str, str]]
+) -> None:
+    gpus = [gpu("fast", free=0, busy=(1.0,)), gpu("slow", speed=SLOW)]
+    waiting = [job("batch", rank=BATCH, age_s=60.0, max_tokens=10)]
+    if interactive_route is not None:
+        waiting.append(job("normal", route=interactive_route, max_tokens=1000))
+
+    starts = plan(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
+
+    assert keys_and_gpus(starts) == expected
+
+
 def test_plan_higher_class_reserves_first_so_a_lower_one_cannot_take_its_slot() -> None:
     gpus = [gpu("fast", free=0, busy=(1.0,)), gpu("slow", speed=SLOW)]
     waiting = [job("normal", age_s=5.0, max_tokens=10), job("high", rank=HIGH, max_tokens=10)]

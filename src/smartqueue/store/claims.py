@@ -11,7 +11,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from smartqueue.breaker import Breaker
-from smartqueue.models import DISPATCH_ORDER, ErrorInfo, JobStatus, Priority
+from smartqueue.models import DISPATCH_ORDER, PRIORITY_ORDER, ErrorInfo, JobStatus, Priority
 from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import scripts
 from smartqueue.store.codec import breaker_from_hash, entry_from_raw, pairs, text
@@ -109,12 +109,16 @@ class Claims:
         """Take `waiting` for `gpu` with a slot on it and start it (queued -> processing).
 
         Refused while the GPU is full or its breaker is open (half-open unless `probe`: the
-        caller holds the half-open claim), and when another consumer took the entry first.
+        caller holds the half-open claim), when another consumer took the entry first, and for
+        a batch entry while interactive work of its route waits (it may have arrived since the
+        caller's PEEK).
         """
         keys = self.context.keys
+        outranking = (tuple(Counter.of(priority, waiting.route) for priority in PRIORITY_ORDER)
+                      if waiting.priority is Priority.BATCH else ())  # fmt: skip
         target = scripts.TakeTarget(
             waiting.stream, Counter.of(waiting.priority, waiting.route), waiting.entry_id,
-            waiting.job_id, keys.job(waiting.job_id), keys.events(waiting.job_id),
+            waiting.job_id, keys.job(waiting.job_id), keys.events(waiting.job_id), outranking,
         )  # fmt: skip
         call = scripts.take(
             slots_key=keys.slots(gpu), breaker=keys.breaker(gpu), counts=keys.counts,
@@ -126,6 +130,8 @@ class Claims:
         reply = await self.context.scripts.run(call)
         if int(reply[0]) == 0:
             return TakeRefused.GPU_FULL
+        if int(reply[0]) == -2:
+            return TakeRefused.OUTRANKED
         if int(reply[0]) < 0:
             return TakeRefused.GONE
         _, entry_id, raw_fields, deliveries, attempts, created_at = reply

@@ -218,6 +218,7 @@ class TakeTarget:
     job_id: str
     record: str
     events: str
+    outranking: tuple[Counter, ...] = ()  # streams whose waiting entries must go first
 
 
 def take(
@@ -232,6 +233,7 @@ def take(
                        target.job_id, target.counter.left, EVERYWHERE.left, gpu,
                        repr(started_at), channel,
                        "" if predicted_end_ms is None else predicted_end_ms]  # fmt: skip
+    args += [name for counter in target.outranking for name in (counter.entered, counter.left)]
     return ScriptCall("take", keys, args)
 
 

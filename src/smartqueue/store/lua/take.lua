@@ -5,8 +5,11 @@
 -- re-read here, so a GPU whose breaker another replica just opened gets nothing.
 -- KEYS: slot set, breaker, counts, predicted ends, waiting stream, running stream, record,
 -- event stream.
+-- ARGV ends with `outranking`: pairs of counter fields (entered, left) of streams that come
+-- first; a batch entry is refused while any of them has an entry waiting, so interactive work
+-- that arrived after the caller's PEEK never waits behind it.
 -- Returns {0} when the GPU is full or its breaker closed to it; {-1} when the entry is gone
--- (another consumer took it, or it was cancelled or expired); else
+-- (another consumer took it, or it was cancelled or expired); {-2} when it is outranked; else
 -- {1, running entry id, entry fields, deliveries, attempts, created_at}.
 local slots_key, breaker_key, counts, ends = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local waiting, running, record, events = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -15,12 +18,18 @@ local slots, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local probe = ARGV[5] == '1'  -- the caller holds the GPU's half-open probe claim
 local entry, job_id, left, everywhere_left = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local gpu, started_at, channel, predicted_end = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local first_outranking = 14
 
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
 if redis.call('ZCARD', slots_key) >= slots then return {0} end
 local breaker = redis.call('HGET', breaker_key, 'state') or 'closed'
 if breaker == 'open' or (breaker == 'half_open' and not probe) then return {0} end
+
+for i = first_outranking, #ARGV, 2 do
+  local depth = redis.call('HMGET', counts, ARGV[i], ARGV[i + 1])
+  if (tonumber(depth[1]) or 0) - (tonumber(depth[2]) or 0) > 0 then return {-2} end
+end
 
 local found = redis.call('XRANGE', waiting, entry, entry)[1]
 if not found then return {-1} end
