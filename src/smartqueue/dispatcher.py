@@ -5,7 +5,9 @@ live state (shared slots with their jobs' predicted ends, breakers, probes, lear
 plan which jobs start now on which GPU (smartqueue.planner: earliest predicted finish, see
 docs/scheduling.md), take the first planned job in one atomic step with a slot on its GPU, call
 the GPU while keeping the claim fresh, record the outcome (outcomes.py), and teach the GPU's
-speed from a completed job. Idle consumers block on a wake-up list that every enqueue pushes to.
+speed from a completed job. While an answer is committed, its consumer takes the job the last
+plan put next on that GPU (a follow-on), so a busy GPU's slot is not idle for a whole re-plan.
+Idle consumers block on a wake-up list that every enqueue pushes to.
 The prober and the maintenance task (maintenance.py) run beside the consumers in one TaskGroup.
 """
 
@@ -34,12 +36,13 @@ from smartqueue.models import DISPATCH_ORDER, ConsumerInfo
 from smartqueue.openai_format import usage_tokens
 from smartqueue.outcomes import Aborted, Dispatch, OutcomeRecorder, cancel_probe, job_fields
 from smartqueue.planner import (
+    Plan,
     PlanPolicy,
     Sample,
     Speed,
     Start,
     WaitingJob,
-    plan,
+    plan_ahead,
     predicted_duration_s,
     scaled_policy,
     typical_duration_s,
@@ -105,6 +108,9 @@ class Dispatcher:
         self.speeds = SpeedBook(store, [gpu.name for gpu in fleet.gpus])
         self._learning: set[asyncio.Task[None]] = set()
         self._planned_at = float("-inf")  # when a consumer of this replica last planned
+        self._next_on: dict[str, tuple[WaitingEntry, LiveGpu, Start]] = {}  # of the newest plan
+        self._next_on_at = float("-inf")  # when that plan read the queue (monotonic)
+        self._next_on_until = float("-inf")  # and until when it is trusted
         self.breaker_policy = breaker_policy(settings)
         self.recorder = OutcomeRecorder(settings, store=store, metrics=metrics,
                                         breaker_policy=self.breaker_policy,
@@ -170,8 +176,8 @@ class Dispatcher:
                 dispatch = await self.next_job(consumer.id)
                 if dispatch is None:
                     await self._idle()
-                else:
-                    await self._run(dispatch, consumer)
+                while dispatch is not None:  # then each job's follow-on, while there is one
+                    dispatch = await self._run(dispatch, consumer)
             except StoreUnavailable as error:
                 log.warning("store unavailable", extra={"consumer": consumer.id,
                                                         "error": error.message})  # fmt: skip
@@ -199,7 +205,8 @@ class Dispatcher:
         One read (PEEK) brings the waiting window (no payloads) and the GPUs' leases and
         breakers. When the plan starts more than one job, another consumer is woken for the next.
         """
-        self._planned_at = time.monotonic()
+        planned_at = time.monotonic()
+        self._planned_at = planned_at
         view = await self.store.claims.dispatch_view(
             list(self.fleet.routes), [gpu.name for gpu in self.fleet.gpus],
             window=self.plan_policy.window,
@@ -210,8 +217,12 @@ class Dispatcher:
         live = {gpu.config.name: gpu for gpu in live_gpus(
             self.fleet, view.running, view.breakers, self.prober, policy=self.breaker_policy,
             now=now)}  # fmt: skip
-        starts = self._plan(view.waiting, live, await self.speeds.speeds(), now=now)
-        full: set[str] = set()
+        planned, typical_s = self._plan(view.waiting, live, await self.speeds.speeds(), now=now)
+        if planned_at >= self._next_on_at:  # no later plan of this replica replaced it
+            self._next_on_at, self._next_on_until = planned_at, planned_at + typical_s
+            self._next_on = {gpu: (view.waiting[int(start.key)], live[gpu], start)
+                             for gpu, start in planned.next_on.items()}  # fmt: skip
+        starts, full = planned.starts, set[str]()
         for index, start in enumerate(starts):
             if start.gpu in full:
                 continue
@@ -228,11 +239,10 @@ class Dispatcher:
     def _plan(
         self, waiting: list[WaitingEntry], live: dict[str, LiveGpu], speeds: dict[str, Speed],
         *, now: float,
-    ) -> list[Start]:  # fmt: skip
-        """The planner's starts: each waiting job is keyed by its index in `waiting`.
-
-        A typical job (an empty prompt, half the default output) sets the plan's thresholds and
-        stands in for direct traffic of unknown size.
+    ) -> tuple[Plan, float]:  # fmt: skip
+        """The planner's plan, each waiting job keyed by its index in `waiting`, and a typical
+        job's time (an empty prompt, half the default output): it sets the plan's thresholds
+        and stands in for direct traffic of unknown size.
         """
         tokens = self.plan_policy.default_output_tokens // 2
         gpus = [gpu.plan_gpu(speeds[name], now=now, max_age_s=self.prober.max_age_s,
@@ -243,12 +253,12 @@ class Dispatcher:
         jobs = [WaitingJob(str(index), entry.route, DISPATCH_ORDER.index(entry.priority),
                            entry.enqueued_at, entry.prompt_tokens, entry.max_tokens)
                 for index, entry in enumerate(waiting)]  # fmt: skip
-        return plan(jobs, gpus, self.fleet.routes, now=now,
-                    policy=scaled_policy(self.plan_policy, typical_s=typical_s))  # fmt: skip
+        policy = scaled_policy(self.plan_policy, typical_s=typical_s)
+        return plan_ahead(jobs, gpus, self.fleet.routes, now=now, policy=policy), typical_s
 
     async def _take(
         self, waiting: WaitingEntry, gpu: LiveGpu, consumer_id: str, *, now: float,
-        predicted_end: float,
+        predicted_end: float, replacing: TakenJob | None = None,
     ) -> Dispatch | TakeRefused:  # fmt: skip
         if self.draining:  # drained while this consumer read the fleet
             return TakeRefused.GPU_FULL
@@ -260,7 +270,7 @@ class Dispatcher:
             return TakeRefused.GPU_FULL  # another consumer holds the probe
         taken = await self.store.claims.take_entry(
             waiting, gpu=gpu.config.name, slots=gpu.config.slots, consumer=consumer_id,
-            lease=self.lease, probe=probe, predicted_end=predicted_end,
+            lease=self.lease, probe=probe, predicted_end=predicted_end, replacing=replacing,
         )  # fmt: skip
         if isinstance(taken, TakenJob):
             return Dispatch(taken, probe, gpu.breaker)
@@ -270,7 +280,48 @@ class Dispatcher:
 
     # --- call, record ------------------------------------------------------------------------
 
-    async def _run(self, dispatch: Dispatch, consumer: ConsumerState) -> None:
+    async def _follow_on(self, answered: TakenJob, consumer_id: str) -> Dispatch | None:
+        """Take the job the last plan put next on the answered job's GPU, in that job's slot.
+
+        Only from a plan younger than a typical job's time (about one turn of every slot), never
+        for a half-open GPU's probe; refused (None) when the job is gone or a class above it now
+        waits on its route: the consumer then plans again.
+        """
+        reserved = self._next_on.pop(answered.gpu, None)
+        fresh = time.monotonic() <= self._next_on_until
+        if reserved is None or not fresh or self.draining or self.stopping.is_set():
+            return None
+        waiting, gpu, start = reserved
+        if gpu.gate is Gate.PROBE:
+            return None
+        now = time.time()
+        end = now + start.predicted_end - start.planned_start  # its plan, started now
+        taken = await self._take(waiting, gpu, consumer_id, now=now, predicted_end=end,
+                                 replacing=answered)  # fmt: skip
+        if not isinstance(taken, Dispatch):
+            return None
+        self.metrics.follow_on_takes.inc()
+        return taken
+
+    async def _record(
+        self, dispatch: Dispatch, outcome: GpuOutcome | Aborted, consumer_id: str
+    ) -> Dispatch | None:
+        """Commit the outcome; for an answer, take its follow-on meanwhile (see `_follow_on`)."""
+        if not isinstance(outcome, GpuAnswer):
+            await self.recorder.record(dispatch, outcome, consumer_id)
+            return None
+        recorded, follow_on = await asyncio.gather(
+            self.recorder.record(dispatch, outcome, consumer_id),
+            self._follow_on(dispatch.job, consumer_id), return_exceptions=True,
+        )  # fmt: skip
+        if isinstance(recorded, BaseException):
+            if isinstance(follow_on, Dispatch):  # not run: back in line now, not at reclaim
+                await self.recorder.release(follow_on.job, consumer_id, "its commit failed")
+            raise recorded
+        return follow_on if isinstance(follow_on, Dispatch) else None
+
+    async def _run(self, dispatch: Dispatch, consumer: ConsumerState) -> Dispatch | None:
+        """Run one job to its committed outcome; the follow-on job taken meanwhile, if any."""
         job = dispatch.job
         consumer.state, consumer.current_job = "running", job.job_id
         waited_s = max(0.0, time.time() - job.created_at)
@@ -282,13 +333,14 @@ class Dispatcher:
         hold = self.watch.local_hold(job.job_id)
         if hold is not None:  # a request held here for this job: hand over in-process
             hold.running, hold.ended = True, False
+        follow_on = None
         try:
             started = time.monotonic()
             outcome, first_chunk_s = await self._call_keeping_claim(job, consumer.id, hold)
             duration_s = time.monotonic() - started
             label = "ok" if isinstance(outcome, GpuAnswer) else "failed"
             self.metrics.dispatch.labels(job.gpu, label).observe(duration_s)
-            await self.recorder.record(dispatch, outcome, consumer.id)
+            follow_on = await self._record(dispatch, outcome, consumer.id)
             if isinstance(outcome, GpuAnswer):  # learnt beside the next job, not before it
                 learning = asyncio.create_task(self._learn(
                     job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s))  # fmt: skip
@@ -302,6 +354,7 @@ class Dispatcher:
                 hold.end()
             consumer.state, consumer.current_job = "idle", None
             consumer.jobs_done += 1
+        return follow_on
 
     async def _learn(
         self, job: TakenJob, answer: GpuAnswer, *, duration_s: float, first_chunk_s: float | None

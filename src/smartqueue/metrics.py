@@ -136,6 +136,11 @@ class Metrics:
         )
         self.outcomes = Counter("smartqueue_job_outcomes", "Jobs that ended, by status and reason",
                                 ["status", "reason"], registry=self.registry)  # fmt: skip
+        self.follow_on_takes = Counter(
+            "smartqueue_follow_on_takes",
+            "Jobs taken in the slot of an answered job from the last plan, without planning again",
+            registry=self.registry,
+        )
         self.dlq_trimmed = Counter("smartqueue_dlq_trimmed",
                                    "Dead-letter entries removed for being past their retention",
                                    registry=self.registry)  # fmt: skip

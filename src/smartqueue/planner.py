@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from smartqueue.models import DISPATCH_ORDER, Priority
@@ -339,11 +339,22 @@ def scaled_policy(policy: PlanPolicy, *, typical_s: float) -> PlanPolicy:
 
 @dataclass(frozen=True)
 class Start:
-    """A job to take now, with its GPU and the predicted end of its answer."""
+    """A job to take now (or, in `Plan.next_on`, once a slot of its GPU frees), with its GPU
+    and the predicted end of its answer; `planned_start` is when the plan has it start."""
 
     key: str
     gpu: str
     predicted_end: float
+    planned_start: float = field(default=0.0, compare=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to start now, and per GPU the job planned next on it once one of its busy slots
+    frees: a consumer whose job there ends may take that one without planning again."""
+
+    starts: list[Start]
+    next_on: dict[str, Start]
 
 
 @dataclass(order=True)
@@ -368,7 +379,20 @@ def plan(
     now: float,
     policy: PlanPolicy,
 ) -> list[Start]:
-    """The jobs to start now, in planning order, each on the GPU where it would finish first.
+    """The jobs to start now (see `plan_ahead`)."""
+    return plan_ahead(jobs, gpus, routes, now=now, policy=policy).starts
+
+
+def plan_ahead(
+    jobs: Sequence[WaitingJob],
+    gpus: Sequence[PlanGpu],
+    routes: Mapping[str, Sequence[str]],
+    *,
+    now: float,
+    policy: PlanPolicy,
+) -> Plan:
+    """The jobs to start now, in planning order, each on the GPU where it would finish first,
+    and the first job planned on each GPU for a slot busy now.
 
     Jobs are planned by (class after aging, enqueue time), the first `window` of them; each
     reserves its slot until its predicted end, so later jobs plan around it. Batch jobs fill
@@ -383,6 +407,7 @@ def plan(
     by_name = {gpu.name: gpu for gpu in gpus}
     sendable = {gpu.name: gpu.sendable for gpu in gpus}
     starts: list[Start] = []
+    next_on: dict[str, Start] = {}
     for job in ordered:
         names = [name for name in dict.fromkeys(routes.get(job.route, ())) if slots.get(name)]
         if not names:
@@ -391,11 +416,14 @@ def plan(
         ends = {name: _finish(job, slots[name][0], by_name[name], policy) for name in names}
         now_ok = [name for name in names if sendable[name] > 0]
         name = _choose(names, ends, slots, now_ok, held=held, policy=policy)
+        start = Start(job.key, name, ends[name], planned_start=slots[name][0].free_at)
         heapq.heapreplace(slots[name], _Slot(ends[name], busy=True))  # reserved until its end
         if name in now_ok:
             sendable[name] -= 1
-            starts.append(Start(job.key, name, ends[name]))
-    return starts
+            starts.append(start)
+        else:
+            next_on.setdefault(name, start)
+    return Plan(starts, next_on)
 
 
 def _slots_of(gpu: PlanGpu, *, now: float) -> list[_Slot]:

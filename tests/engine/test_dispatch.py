@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -81,3 +82,25 @@ async def test_engine_keyed_gpu_gets_its_key_on_probes_and_jobs_and_runs_them(
     assert record["status"] == "completed"
     assert health["state"] == "up"
     assert not health["probe_unauthorised"]
+
+
+async def test_engine_follow_on_takes_the_next_planned_job_in_a_busy_gpus_freed_slot(
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
+) -> None:
+    """With a backlog on a one-slot GPU, an answered job's consumer takes the next job in its
+    slot from the last plan: jobs still run one at a time, all of them, in arrival order."""
+    gpus = sims(a={"slots": 1, "speed": 20.0})
+    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 1})
+
+    async with service(engine_settings(), fleet) as client:
+        job_ids = [await submit(client, slow_chat(32)) for _ in range(6)]
+        records = await wait_terminal(client, job_ids)
+        metrics = (await client.get("/metrics")).text
+
+    assert [records[job_id]["status"] for job_id in job_ids] == ["completed"] * 6
+    starts = [records[job_id]["started_at"] for job_id in job_ids]
+    assert starts == sorted(starts), "FIFO within a class"
+    assert gpus["a"].stats()["max_in_flight"] == 1, "never more than the GPU's one slot"
+    follow_ons = re.search(r"^smartqueue_follow_on_takes_total (\S+)$", metrics, re.MULTILINE)
+    assert follow_ons is not None
+    assert float(follow_ons.group(1)) >= 1, "no job was taken as a follow-on"

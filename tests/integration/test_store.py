@@ -239,6 +239,41 @@ async def test_a_batch_entry_planned_before_interactive_work_arrived_is_not_take
     assert isinstance(await take(planned), TakenJob), "with nothing interactive waiting, it goes"
 
 
+@pytest.mark.parametrize(
+    ("taker", "also_waiting", "expected"),
+    [
+        ("c1", None, "taken"),  # the holder: its answered job's slot goes to the follow-on
+        ("c2", None, TakeRefused.GPU_FULL),  # not the holder: that slot is not its to give
+        ("c1", Priority.HIGH, TakeRefused.OUTRANKED),  # arrived after the plan: plan again
+        ("c1", Priority.LOW, "taken"),
+    ],
+)
+async def test_a_follow_on_takes_the_answered_jobs_slot_only_for_its_holder_and_class(
+    store: Store, redis_client: aioredis.Redis, taker: str, also_waiting: Priority | None,
+    expected: TakeRefused | str,
+) -> None:  # fmt: skip
+    await store.ensure_groups()
+    for job in (new_job(), new_job()):
+        await store.submissions.enqueue(job, ceiling=40, everywhere_ceiling=10_000)
+    answered = await claim(store, routes=["default"], slots=1)  # c1 holds the only slot
+    assert answered is not None
+    (planned,) = await store.claims.peek(["default"], window=8)
+    if also_waiting is not None:
+        await store.submissions.enqueue(new_job(priority=also_waiting), ceiling=40,
+                                        everywhere_ceiling=10_000)  # fmt: skip
+
+    taken = await store.claims.take_entry(planned, gpu="amdpve", slots=1, consumer=taker,
+                                          lease=LEASE, replacing=answered)  # fmt: skip
+
+    slot_holders = await redis_client.zrange(store.keys.slots("amdpve"), 0, -1)
+    if expected == "taken":
+        assert isinstance(taken, TakenJob)
+        assert slot_holders == [planned.job_id.encode()], "the slot changed hands"
+    else:
+        assert taken is expected
+        assert slot_holders == [answered.job_id.encode()], "the answered job keeps its slot"
+
+
 async def test_cancel_queued_removes_the_entry_so_it_never_runs(store: Store) -> None:
     await store.ensure_groups()
     job = new_job()

@@ -26,6 +26,7 @@ from smartqueue.planner import (
     job_size,
     observe,
     plan,
+    plan_ahead,
     predicted_duration_s,
     scaled_policy,
     slot_free_times,
@@ -190,6 +191,29 @@ def test_plan_starts_no_batch_job_of_a_route_while_an_interactive_one_waits(
     starts = plan(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
 
     assert keys_and_gpus(starts) == expected
+
+
+def test_plan_ahead_names_the_first_job_reserved_on_each_busy_gpu() -> None:
+    gpus = [gpu("fast", free=0, busy=(2.0,)), gpu("slow", free=0, busy=(1.0,), speed=SLOW)]
+    waiting = [job("long", age_s=3.0, max_tokens=1000), job("short", age_s=2.0, max_tokens=10),
+               job("later", age_s=1.0, max_tokens=10)]  # fmt: skip
+
+    planned = plan_ahead(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
+
+    assert planned.starts == []
+    # long: fast frees at 2 s, ends at 12.1 s (slow: 51.1 s); short: slow frees at 1 s, ends
+    # 1.6 s; later: slow again after short (2.2 s) or fast after long: slow
+    assert planned.next_on == {"fast": Start("long", "fast", NOW + 2.0 + 0.1 + 10.0),
+                               "slow": Start("short", "slow", NOW + 1.0 + 0.1 + 0.5)}  # fmt: skip
+    assert planned.next_on["slow"].planned_start == NOW + 1.0
+
+
+def test_plan_ahead_reserves_nothing_on_a_gpu_whose_next_job_starts_now() -> None:
+    planned = plan_ahead([job("only")], [gpu("fast"), gpu("slow", speed=SLOW)], ROUTES, now=NOW,
+                         policy=POLICY)  # fmt: skip
+
+    assert keys_and_gpus(planned.starts) == [("only", "fast")]
+    assert planned.next_on == {}
 
 
 def test_plan_higher_class_reserves_first_so_a_lower_one_cannot_take_its_slot() -> None:

@@ -11,7 +11,7 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from smartqueue.breaker import Breaker
-from smartqueue.models import DISPATCH_ORDER, PRIORITY_ORDER, ErrorInfo, JobStatus, Priority
+from smartqueue.models import DISPATCH_ORDER, ErrorInfo, JobStatus, Priority
 from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import scripts
 from smartqueue.store.codec import breaker_from_hash, entry_from_raw, pairs, text
@@ -105,6 +105,7 @@ class Claims:
     async def take_entry(
         self, waiting: WaitingEntry, *, gpu: str, slots: int, consumer: str, lease: Lease,
         probe: bool = False, predicted_end: float | None = None,
+        replacing: TakenJob | None = None,
     ) -> TakenJob | TakeRefused:  # fmt: skip
         """Take `waiting` for `gpu` with a slot on it and start it (queued -> processing).
 
@@ -112,13 +113,21 @@ class Claims:
         caller holds the half-open claim), when another consumer took the entry first, and for
         a batch entry while interactive work of its route waits (it may have arrived since the
         caller's PEEK).
+
+        `replacing` is the caller's own job on `gpu`, answered but not yet committed: its slot
+        goes to this take (only while the caller still holds that job), and the take is refused
+        while any class above the entry's waits on its route, as the plan that chose the entry
+        may be older than those arrivals.
         """
         keys = self.context.keys
-        outranking = (tuple(Counter.of(priority, waiting.route) for priority in PRIORITY_ORDER)
-                      if waiting.priority is Priority.BATCH else ())  # fmt: skip
+        above = DISPATCH_ORDER[: DISPATCH_ORDER.index(waiting.priority)]
+        if replacing is None and waiting.priority is not Priority.BATCH:
+            above = ()
         target = scripts.TakeTarget(
             waiting.stream, Counter.of(waiting.priority, waiting.route), waiting.entry_id,
-            waiting.job_id, keys.job(waiting.job_id), keys.events(waiting.job_id), outranking,
+            waiting.job_id, keys.job(waiting.job_id), keys.events(waiting.job_id),
+            tuple(Counter.of(priority, waiting.route) for priority in above),
+            None if replacing is None else (replacing.job_id, replacing.entry.entry_id),
         )  # fmt: skip
         call = scripts.take(
             slots_key=keys.slots(gpu), breaker=keys.breaker(gpu), counts=keys.counts,

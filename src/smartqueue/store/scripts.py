@@ -219,6 +219,7 @@ class TakeTarget:
     record: str
     events: str
     outranking: tuple[Counter, ...] = ()  # streams whose waiting entries must go first
+    replacing: tuple[str, str] | None = None  # the caller's answered job: (job id, running entry)
 
 
 def take(
@@ -232,7 +233,8 @@ def take(
     args: list[Arg] = [group, consumer, slots, lease_ms, "1" if probe else "0", target.entry,
                        target.job_id, target.counter.left, EVERYWHERE.left, gpu,
                        repr(started_at), channel,
-                       "" if predicted_end_ms is None else predicted_end_ms]  # fmt: skip
+                       "" if predicted_end_ms is None else predicted_end_ms,
+                       *(target.replacing or ("", ""))]  # fmt: skip
     args += [name for counter in target.outranking for name in (counter.entered, counter.left)]
     return ScriptCall("take", keys, args)
 

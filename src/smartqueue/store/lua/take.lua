@@ -5,9 +5,12 @@
 -- re-read here, so a GPU whose breaker another replica just opened gets nothing.
 -- KEYS: slot set, breaker, counts, predicted ends, waiting stream, running stream, record,
 -- event stream.
+-- `replacing` (job id and running entry, or ''): the caller's own job on this GPU, answered and
+-- about to be committed; its slot is released here first (while the caller still holds it), so
+-- the next job starts without waiting for that commit.
 -- ARGV ends with `outranking`: pairs of counter fields (entered, left) of streams that come
--- first; a batch entry is refused while any of them has an entry waiting, so interactive work
--- that arrived after the caller's PEEK never waits behind it.
+-- first; the entry is refused while any of them has an entry waiting (a batch entry behind
+-- interactive work, or any entry of a plan older than the newest arrivals).
 -- Returns {0} when the GPU is full or its breaker closed to it; {-1} when the entry is gone
 -- (another consumer took it, or it was cancelled or expired); {-2} when it is outranked; else
 -- {1, running entry id, entry fields, deliveries, attempts, created_at}.
@@ -18,11 +21,14 @@ local slots, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local probe = ARGV[5] == '1'  -- the caller holds the GPU's half-open probe claim
 local entry, job_id, left, everywhere_left = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local gpu, started_at, channel, predicted_end = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
-local first_outranking = 14
+local replacing_job, replacing_entry = ARGV[14], ARGV[15]
+local first_outranking = 16
 
 local now = now_ms()
 redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
-if redis.call('ZCARD', slots_key) >= slots then return {0} end
+local replaced = replacing_job ~= '' and redis.call('ZSCORE', slots_key, replacing_job) and
+  #redis.call('XPENDING', running, group, replacing_entry, replacing_entry, 1, consumer) > 0
+if redis.call('ZCARD', slots_key) - (replaced and 1 or 0) >= slots then return {0} end
 local breaker = redis.call('HGET', breaker_key, 'state') or 'closed'
 if breaker == 'open' or (breaker == 'half_open' and not probe) then return {0} end
 
@@ -37,6 +43,10 @@ redis.call('XDEL', waiting, entry)
 count(counts, left, everywhere_left)
 if redis.call('HGET', record, 'status') ~= 'queued' then return {-1} end  -- a stale entry
 
+if replaced then
+  redis.call('ZREM', slots_key, replacing_job)
+  redis.call('HDEL', ends, replacing_job)
+end
 local fields = found[2]
 -- the group exists before anything is moved (Redis may have lost it: flushed, or restored)
 pcall(redis.call, 'XGROUP', 'CREATE', running, group, '0', 'MKSTREAM')
