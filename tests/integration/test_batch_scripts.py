@@ -28,7 +28,7 @@ def feed(keys: Keys, cursor: int, job_ids: list[str]) -> scripts.ScriptCall:
     """Feed `job_ids` as the requests after `cursor`."""
     return scripts.batch_feed(
         batch=keys.batch("b1"), counts=keys.counts, wake=keys.wake, batch_id="b1",
-        cursor=cursor, next_line=cursor + len(job_ids), next_offset=100, created_at=1.0,
+        cursor=cursor, next_line=cursor + len(job_ids), next_offset=100, created_ms=1000, owner="",
         requests=[fed(keys, job_id) for job_id in job_ids],
     )  # fmt: skip
 

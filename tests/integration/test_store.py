@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.config import FleetConfig, Settings
 from smartqueue.models import PRIORITY_ORDER, ErrorInfo, JobStatus, Priority, new_job_id
+from smartqueue.owners import ANONYMOUS
 from smartqueue.queue import Lease, NewJob, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import Store, scripts
 from smartqueue.store.codec import entry_from_raw
@@ -457,12 +458,26 @@ async def test_enqueue_stores_defaults_by_leaving_them_out(store: Store) -> None
     entry = await stored_entry(store, job)
     assert set(entry.fields) == {"job_id"}  # default headers and path: no field (nor payload)
     assert b"attempts" not in record
-    assert len(record[b"created_at"].partition(b".")[2]) <= 3  # milliseconds
+    assert b"owner" not in record, "the anonymous owner is the default"
+    assert b"priority" not in record, "so is normal priority"
+    assert record[b"created_ms"].isdigit()  # whole milliseconds, kept as an integer
     stored = await store.jobs.get(job.job_id)
     assert stored is not None
     assert stored.attempts == 0
+    assert stored.owner == ANONYMOUS
+    assert stored.priority is Priority.NORMAL
     assert stored.created_at == pytest.approx(job.created_at, abs=0.001)
     assert (await stored_entry(store, job)).headers == {}
+
+
+async def test_enqueue_stores_a_callers_owner(store: Store) -> None:
+    job = replace(new_job(), owner="f" * 64)
+    await store.submissions.enqueue(job, ceiling=100, everywhere_ceiling=100)
+
+    stored = await store.jobs.get(job.job_id)
+
+    assert stored is not None
+    assert stored.owner == "f" * 64
 
 
 async def test_enqueue_keeps_headers_other_than_the_defaults(store: Store) -> None:

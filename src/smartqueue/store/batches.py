@@ -14,7 +14,7 @@ from typing import cast
 from smartqueue.batches import TIMESTAMP_FIELDS, BatchStatus, Stop, StoredBatch, StoredFile
 from smartqueue.models import Priority
 from smartqueue.store import scripts
-from smartqueue.store.codec import decode_fields, text
+from smartqueue.store.codec import created_ms, decode_fields, stored_owner, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.files import file_fields
@@ -122,7 +122,7 @@ class Batches:
         call = scripts.batch_feed(
             batch=keys.batch(batch.id), counts=keys.counts, wake=keys.wake, batch_id=batch.id,
             cursor=batch.fed, next_line=batch.fed + len(requests), next_offset=next_offset,
-            created_at=now, requests=requests,
+            created_ms=created_ms(now), owner=stored_owner(batch.owner), requests=requests,
         )  # fmt: skip
         return int(await self.context.scripts.run(call))
 

@@ -14,7 +14,7 @@ from smartqueue.breaker import Breaker
 from smartqueue.models import DISPATCH_ORDER, ErrorInfo, JobStatus, Priority
 from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import scripts
-from smartqueue.store.codec import breaker_from_hash, entry_from_raw, pairs, text
+from smartqueue.store.codec import breaker_from_hash, created_s, entry_from_raw, pairs, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import GROUP, Counter, Keys
@@ -143,10 +143,11 @@ class Claims:
             return TakeRefused.OUTRANKED
         if int(reply[0]) < 0:
             return TakeRefused.GONE
-        _, entry_id, raw_fields, deliveries, attempts, created_at = reply
+        _, entry_id, raw_fields, deliveries, attempts, created_in_ms, created_in_s = reply
         entry = entry_from_raw(entry_id, pairs(raw_fields))
         return TakenJob(entry, keys.running, waiting.priority, waiting.route, gpu,
-                        int(deliveries), int(attempts), float(created_at))  # fmt: skip
+                        int(deliveries), int(attempts),
+                        created_s(created_in_ms, created_in_s))  # fmt: skip
 
     async def take(
         self, gpu: str, *, slots: int, routes: list[str], consumer: str, lease: Lease,
@@ -318,14 +319,14 @@ class Claims:
         record = self.context.keys.job(entry.job_id)
         redis = self.context.redis
         reclaims = await redis.hincrby(record, "reclaims", 1)
-        meta = await redis.hmget(record, ["gpu", "deliveries", "attempts", "created_at",
-                                          "priority", "route"])  # fmt: skip
-        gpu, deliveries, attempts, created, priority, route = (
+        meta = await redis.hmget(record, ["gpu", "deliveries", "attempts", "created_ms",
+                                          "created_at", "priority", "route"])  # fmt: skip
+        gpu, deliveries, attempts, created_in_ms, created_in_s, priority, route = (
             text(value) or "" for value in cast(list[Any], meta)
         )
         job = TakenJob(entry, self.context.keys.running, Priority(priority or "normal"), route,
                        gpu, int(deliveries or 0), int(attempts or 0),
-                       float(created or 0))  # fmt: skip
+                       created_s(created_in_ms, created_in_s))  # fmt: skip
         return job, int(reclaims)
 
     @translate_errors

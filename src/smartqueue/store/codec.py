@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from smartqueue.breaker import Breaker, BreakerState
 from smartqueue.models import ConsumerInfo, DlqEntry, ErrorInfo, JobStatus, Priority
+from smartqueue.owners import ANONYMOUS
 from smartqueue.queue import DEFAULT_PATH, StoredJob, StoredResult, StreamEntry
 
 RawEntries = list[tuple[bytes, dict[bytes, bytes]]]
@@ -31,6 +32,31 @@ def decode_fields(raw: Mapping[bytes, bytes]) -> dict[str, str]:
 def optional_float(value: str | None) -> float | None:
     """A stored number, or None when absent."""
     return float(value) if value else None
+
+
+def stored_owner(owner: str) -> str:
+    """A record's owner as stored: '' (the field left out) for the anonymous owner, the most
+    common one, so a queued job's record stays small."""
+    return "" if owner == ANONYMOUS else owner
+
+
+def stored_priority(priority: Priority) -> str:
+    """A record's priority as stored: '' (the field left out) for the default, normal."""
+    return "" if priority is Priority.NORMAL else priority.value
+
+
+def created_ms(created_at: float) -> int:
+    """A creation time as stored (`created_ms`): whole milliseconds, which Redis keeps as an
+    integer, smaller than the 14-character seconds it replaces."""
+    return round(created_at * 1000)
+
+
+def created_s(created_ms: str | bytes | None, created_at: str | bytes | None) -> float:
+    """A record's creation time in seconds: `created_ms`, or `created_at` (seconds) in records
+    written before it."""
+    if created_ms:
+        return int(created_ms) / 1000
+    return float(created_at or 0)
 
 
 def entry_from_raw(entry_id: bytes, raw: Mapping[bytes, bytes]) -> StreamEntry:
@@ -59,9 +85,9 @@ def stored_job(job_id: str, raw: Mapping[bytes, bytes]) -> StoredJob:
         job_id=job_id,
         status=JobStatus(fields["status"]),
         route=fields["route"],
-        priority=Priority(fields["priority"]),
+        priority=Priority(fields.get("priority") or Priority.NORMAL),
         attempts=int(fields.get("attempts", "0")),
-        created_at=float(fields["created_at"]),
+        created_at=created_s(fields.get("created_ms"), fields.get("created_at")),
         gpu=fields.get("gpu") or None,
         started_at=optional_float(fields.get("started_at")),
         completed_at=optional_float(fields.get("completed_at")),
@@ -72,7 +98,7 @@ def stored_job(job_id: str, raw: Mapping[bytes, bytes]) -> StoredJob:
         retried_as=fields.get("retried_as") or None,
         entry=fields.get("entry") or None,
         seq=int(fields["seq"]) if fields.get("seq") else None,
-        owner=fields.get("owner", ""),
+        owner=fields.get("owner") or ANONYMOUS,
     )
 
 

@@ -9,7 +9,13 @@ from smartqueue.errors import Conflict
 from smartqueue.models import DlqEntry, Priority
 from smartqueue.queue import StreamEntry
 from smartqueue.store import scripts
-from smartqueue.store.codec import RawEntries, dlq_entry, entry_from_raw
+from smartqueue.store.codec import (
+    RawEntries,
+    created_ms,
+    dlq_entry,
+    entry_from_raw,
+    stored_priority,
+)
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import Counter
@@ -68,7 +74,8 @@ class DeadLetters:
             dlq=keys.dlq, stream=keys.stream(priority, route), new_record=keys.job(new_job_id),
             old_record=keys.job(entry.job_id), wake=keys.wake, counts=keys.counts,
             counter=Counter.of(priority, route), dlq_entry=entry_id,
-            route=route, priority=priority.value, created_at=now, old_job_id=entry.job_id,
+            route=route, priority=stored_priority(priority), created_ms=created_ms(now),
+            old_job_id=entry.job_id,
             new_job_id=new_job_id, fields=list(entry.job_fields(new_job_id)),
             owner=entry.fields.get("owner", ""),
         )  # fmt: skip

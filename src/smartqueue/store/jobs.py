@@ -65,15 +65,16 @@ class Jobs:
         keys = self.context.keys
         raw = await self.context.redis.hmget(keys.job(job_id), ["priority", "route"])
         priority, route = (text(value) for value in cast(list[bytes | None], raw))
-        if priority is None or route is None or priority == Priority.BATCH.value:
+        if route is None or priority == Priority.BATCH.value:  # unknown, or a batch request
             return None
+        stream_priority = Priority(priority or Priority.NORMAL)  # left out when normal
         change = self.context.change(
             JobStatus.CANCELLED, {"completed_at": now, "reason": "cancelled"}
         )
         call = scripts.cancel(
-            record=keys.job(job_id), stream=keys.stream(Priority(priority), route),
+            record=keys.job(job_id), stream=keys.stream(stream_priority, route),
             delayed=keys.delayed, events=keys.events(job_id), counts=keys.counts,
-            counter=Counter.of(Priority(priority), route), job_id=job_id,
+            counter=Counter.of(stream_priority, route), job_id=job_id,
             channel=keys.done_channel, change=change,
         )  # fmt: skip
         previous = await self.context.scripts.run(call)

@@ -157,7 +157,7 @@ class Held:
 
 def enqueue(
     *, stream: str, record: str, wake: str, counts: str, idempotency: str | None, job_id: str,
-    payload: bytes, headers: str, route: str, priority: str, created_at: float,
+    payload: bytes, headers: str, route: str, priority: str, created_ms: int,
     idempotency_ttl_s: int, path: str, ceiling: int, everywhere_ceiling: int, counter: Counter,
     route_counters: list[tuple[Counter, bool]], owner: str = "", request_digest: str = "",
     size: Sequence[str] = (),
@@ -165,7 +165,7 @@ def enqueue(
     """enqueue.lua: `route_counters` are the route's streams, each flagged when it runs first;
     `size` the entry's size fields (queue.size_fields)."""
     keys = [stream, record, wake, counts, *([idempotency] if idempotency else [])]
-    args: list[Arg] = [job_id, payload, headers, route, priority, created_at, idempotency_ttl_s,
+    args: list[Arg] = [job_id, payload, headers, route, priority, created_ms, idempotency_ttl_s,
                        path, ceiling, everywhere_ceiling, counter.entered, EVERYWHERE.entered,
                        EVERYWHERE.left, owner, request_digest, len(route_counters)]  # fmt: skip
     for route_counter, ahead in route_counters:
@@ -307,12 +307,12 @@ def dead_letter(
 
 def dlq_retry(
     *, dlq: str, stream: str, new_record: str, old_record: str, wake: str, counts: str,
-    counter: Counter, dlq_entry: str, route: str, priority: str, created_at: float,
+    counter: Counter, dlq_entry: str, route: str, priority: str, created_ms: int,
     old_job_id: str, new_job_id: str, fields: list[Arg], owner: str = "",
 ) -> ScriptCall:  # fmt: skip
     """dlq_retry.lua: the new job belongs to `owner`, the dead job's owner."""
     return ScriptCall("dlq_retry", [dlq, stream, new_record, old_record, wake, counts],
-                      [dlq_entry, route, priority, created_at, old_job_id, new_job_id,
+                      [dlq_entry, route, priority, created_ms, old_job_id, new_job_id,
                        counter.entered, EVERYWHERE.entered, owner, *fields])  # fmt: skip
 
 
@@ -392,11 +392,12 @@ class FedRequest:
 
 def batch_feed(
     *, batch: str, counts: str, wake: str, batch_id: str, cursor: int, next_line: int,
-    next_offset: int, created_at: float, requests: list[FedRequest],
+    next_offset: int, created_ms: int, owner: str, requests: list[FedRequest],
 ) -> ScriptCall:  # fmt: skip
     """batch_feed.lua: `cursor` is the batch's cursor as read (the script compares it)."""
     keys = [batch, counts, wake]
-    args: list[Arg] = [cursor, next_line, next_offset, batch_id, created_at, EVERYWHERE.entered]
+    args: list[Arg] = [cursor, next_line, next_offset, batch_id, created_ms, EVERYWHERE.entered,
+                       owner]  # fmt: skip
     for request in requests:
         keys += [request.stream, request.record]
         args += [request.job_id, request.payload, request.headers, request.path, request.route,

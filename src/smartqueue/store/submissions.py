@@ -12,7 +12,7 @@ from smartqueue.errors import OutcomeUnknown
 from smartqueue.models import PRIORITY_ORDER
 from smartqueue.queue import DEFAULT_PATH, Admission, NewJob, size_fields, stored_headers
 from smartqueue.store import scripts
-from smartqueue.store.codec import text
+from smartqueue.store.codec import created_ms, stored_owner, stored_priority, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import Counter
@@ -50,13 +50,13 @@ class Submissions:
             wake=keys.wake, counts=keys.counts,
             idempotency=keys.idempotency(digest) if digest else None, job_id=job.job_id,
             payload=job.payload, headers=stored_headers(job.headers), route=job.route,
-            priority=job.priority.value, created_at=round(job.created_at, 3),  # ms: 14 characters
+            priority=stored_priority(job.priority), created_ms=created_ms(job.created_at),
             idempotency_ttl_s=context.idempotency_ttl_s,
             path="" if job.path == DEFAULT_PATH else job.path, ceiling=ceiling,
             everywhere_ceiling=everywhere_ceiling, counter=Counter.of(job.priority, job.route),
             route_counters=[(Counter.of(priority, job.route), index <= rank)
                             for index, priority in enumerate(PRIORITY_ORDER)],
-            owner=job.owner, request_digest=job.request_digest,
+            owner=stored_owner(job.owner), request_digest=job.request_digest,
             size=size_fields(job.prompt_tokens, job.max_tokens),
         )  # fmt: skip
         code, job_id, depth, position, refused_by = await self._run(call, job.job_id)

@@ -8,7 +8,7 @@
 -- the job id and the digest of the request it was first used for.
 local stream, record, wake, counts, idempotency = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local job_id, payload, headers = ARGV[1], ARGV[2], ARGV[3]
-local route, priority, created_at = ARGV[4], ARGV[5], ARGV[6]
+local route, priority, created_ms = ARGV[4], ARGV[5], ARGV[6]
 local idempotency_ttl_s, path = ARGV[7], ARGV[8]
 local ceiling, everywhere_ceiling = tonumber(ARGV[9]), tonumber(ARGV[10])
 local entered, everywhere_entered, everywhere_left = ARGV[11], ARGV[12], ARGV[13]
@@ -44,7 +44,8 @@ if number(everywhere[1]) - number(everywhere[2]) >= everywhere_ceiling then
   return {0, '', depth, -1, 'everywhere'}
 end
 -- The stream entry: a field whose value is '' is left out (readers take its default: no extra
--- headers, the default path), as is the record's `attempts` while it is 0.
+-- headers, the default path), as are the record's `attempts` while it is 0, its `priority` when
+-- normal and its `owner` when anonymous ('' here: codec.stored_priority, codec.stored_owner).
 local fields = {'job_id', job_id, 'payload', payload}
 for _, field in ipairs({{'headers', headers}, {'path', path}}) do
   if field[2] ~= '' then
@@ -55,8 +56,11 @@ end
 for i = first_size, #ARGV do table.insert(fields, ARGV[i]) end
 local entry = redis.call('XADD', stream, '*', unpack(fields))
 local seq = count(counts, entered, everywhere_entered)
-redis.call('HSET', record, 'status', 'queued', 'route', route, 'priority', priority,
-  'created_at', created_at, 'entry', entry, 'seq', seq, 'owner', owner)
+redis.call('HSET', record, 'status', 'queued', 'route', route, 'created_ms', created_ms,
+  'entry', entry, 'seq', seq)
+for _, field in ipairs({{'priority', priority}, {'owner', owner}}) do
+  if field[2] ~= '' then redis.call('HSET', record, field[1], field[2]) end
+end
 if idempotency then
   redis.call('HSET', idempotency, 'job_id', job_id, 'request', request_digest)
   redis.call('EXPIRE', idempotency, idempotency_ttl_s)

@@ -13,7 +13,8 @@
 -- interactive work, or any entry of a plan older than the newest arrivals).
 -- Returns {0} when the GPU is full or its breaker closed to it; {-1} when the entry is gone
 -- (another consumer took it, or it was cancelled or expired); {-2} when it is outranked; else
--- {1, running entry id, entry fields, deliveries, attempts, created_at}.
+-- {1, running entry id, entry fields, deliveries, attempts, created_ms, created_at} (the
+-- creation time in ms, or in seconds in records written before `created_ms`).
 local slots_key, breaker_key, counts, ends = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local waiting, running, record, events = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local group, consumer = ARGV[1], ARGV[2]
@@ -58,5 +59,5 @@ local deliveries = redis.call('HINCRBY', record, 'deliveries', 1)
 redis.call('HSET', record, 'status', 'processing', 'gpu', gpu, 'started_at', started_at,
   'entry', held)
 emit(record, events, channel, job_id, 'processing', 0)
-local meta = redis.call('HMGET', record, 'attempts', 'created_at')
-return {1, held, fields, deliveries, meta[1] or '0', meta[2] or '0'}
+local meta = redis.call('HMGET', record, 'attempts', 'created_ms', 'created_at')
+return {1, held, fields, deliveries, meta[1] or '0', meta[2] or '', meta[3] or ''}
