@@ -22,7 +22,7 @@ from smartqueue.openai_format import (
     with_model,
 )
 from smartqueue.policy import Failure
-from smartqueue.queue import StreamEntry
+from smartqueue.queue import DEFAULT_ACCEPT, DEFAULT_CONTENT_TYPE, StreamEntry
 from smartqueue.sse import split_events
 
 ChunkSink = Callable[[bytes], Awaitable[None]]
@@ -114,7 +114,8 @@ class GpuClient:
         """The job's allow-listed headers plus its id, and the GPU's own key if it has one."""
         headers = {name: value for name, value in entry.headers.items()
                    if not name.startswith("x-syslog-")}  # fmt: skip
-        headers.setdefault("content-type", "application/json")
+        headers.setdefault("content-type", DEFAULT_CONTENT_TYPE)
+        headers.setdefault("accept", DEFAULT_ACCEPT)
         headers["accept-encoding"] = "identity"  # bodies are read raw, capped and stored as sent
         headers[JOB_HEADER] = entry.job_id
         if key := self.api_keys.get(gpu.name):

@@ -22,14 +22,16 @@ def size_fields(prompt_tokens: int, max_tokens: int | None) -> list[str]:
 
 
 DEFAULT_CONTENT_TYPE = "application/json"  # what a GPU call sends when the job kept none
+DEFAULT_ACCEPT = "*/*"  # likewise (and what a request without Accept means, RFC 9110)
 
 
 def stored_headers(headers: dict[str, str]) -> str:
     """A job's kept headers as its stream entry holds them: '' (field left out) when they are
-    the defaults, else compact JSON; a `content-type` equal to the GPU call's default is left out.
+    the defaults, else compact JSON; a `content-type` or `accept` equal to what the GPU call
+    sends by default is left out (most clients send both, and each entry would carry them).
     """
-    kept = {name: value for name, value in headers.items()
-            if (name, value) != ("content-type", DEFAULT_CONTENT_TYPE)}  # fmt: skip
+    defaults = {("content-type", DEFAULT_CONTENT_TYPE), ("accept", DEFAULT_ACCEPT)}
+    kept = {name: value for name, value in headers.items() if (name, value) not in defaults}
     return json.dumps(kept, separators=(",", ":")) if kept else ""
 
 
