@@ -314,6 +314,8 @@ class Dispatcher:
             self.recorder.record(dispatch, outcome, consumer_id),
             self._follow_on(dispatch.job, consumer_id), return_exceptions=True,
         )  # fmt: skip
+        if isinstance(follow_on, BaseException) and not isinstance(follow_on, StoreUnavailable):
+            log.error("follow-on take failed", exc_info=follow_on)  # the consumer plans instead
         if isinstance(recorded, BaseException):
             if isinstance(follow_on, Dispatch):  # not run: back in line now, not at reclaim
                 await self.recorder.release(follow_on.job, consumer_id, "its commit failed")
