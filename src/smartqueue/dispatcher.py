@@ -42,7 +42,7 @@ from smartqueue.planner import (
     Speed,
     Start,
     WaitingJob,
-    plan_ahead,
+    plan,
     predicted_duration_s,
     scaled_policy,
     typical_duration_s,
@@ -254,7 +254,7 @@ class Dispatcher:
                            entry.enqueued_at, entry.prompt_tokens, entry.max_tokens)
                 for index, entry in enumerate(waiting)]  # fmt: skip
         policy = scaled_policy(self.plan_policy, typical_s=typical_s)
-        return plan_ahead(jobs, gpus, self.fleet.routes, now=now, policy=policy), typical_s
+        return plan(jobs, gpus, self.fleet.routes, now=now, policy=policy), typical_s
 
     async def _take(
         self, waiting: WaitingEntry, gpu: LiveGpu, consumer_id: str, *, now: float,

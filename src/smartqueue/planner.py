@@ -378,18 +378,6 @@ def plan(
     *,
     now: float,
     policy: PlanPolicy,
-) -> list[Start]:
-    """The jobs to start now (see `plan_ahead`)."""
-    return plan_ahead(jobs, gpus, routes, now=now, policy=policy).starts
-
-
-def plan_ahead(
-    jobs: Sequence[WaitingJob],
-    gpus: Sequence[PlanGpu],
-    routes: Mapping[str, Sequence[str]],
-    *,
-    now: float,
-    policy: PlanPolicy,
 ) -> Plan:
     """The jobs to start now, in planning order, each on the GPU where it would finish first,
     and the first job planned on each GPU for a slot busy now.

@@ -26,7 +26,6 @@ from smartqueue.planner import (
     job_size,
     observe,
     plan,
-    plan_ahead,
     predicted_duration_s,
     scaled_policy,
     slot_free_times,
@@ -66,6 +65,14 @@ def gpu(
     return PlanGpu(name, can_take, free, tuple(NOW + s for s in busy), speed)
 
 
+def starts_of(
+    jobs: list[WaitingJob], gpus: list[PlanGpu], routes: dict[str, list[str]], *, now: float,
+    policy: PlanPolicy,
+) -> list[Start]:  # fmt: skip
+    """The jobs the plan starts now."""
+    return plan(jobs, gpus, routes, now=now, policy=policy).starts
+
+
 def keys_and_gpus(starts: list[Start]) -> list[tuple[str, str]]:
     """The starts without their predicted ends."""
     return [(start.key, start.gpu) for start in starts]
@@ -78,7 +85,7 @@ def test_plan_long_job_waits_for_fast_gpu_while_short_one_takes_slow_free_slot()
     gpus = [gpu("fast", free=0, busy=(2.0,)), gpu("slow", speed=SLOW)]
     jobs = [job("long", age_s=2.0, max_tokens=1000), job("short", age_s=1.0, max_tokens=10)]
 
-    starts = plan(jobs, gpus, ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of(jobs, gpus, ROUTES, now=NOW, policy=POLICY)
 
     assert starts == [Start("short", "slow", NOW + 0.1 + 10 * 0.05)]
 
@@ -97,7 +104,7 @@ def test_plan_holds_only_for_a_gain_above_min_hold_gain(
     gpus = [gpu("fast", free=0, busy=(2.0,)), gpu("slow", speed=SLOW)]
     policy = replace(POLICY, min_hold_gain_s=gain_s)
 
-    starts = plan([job("long", max_tokens=1000)], gpus, ROUTES, now=NOW, policy=policy)
+    starts = starts_of([job("long", max_tokens=1000)], gpus, ROUTES, now=NOW, policy=policy)
 
     assert keys_and_gpus(starts) == expected
 
@@ -121,14 +128,14 @@ def test_plan_identical_gpus_is_earliest_free_slot_in_preference_order(
     gpus = [identical("fast", a_busy), identical("slow", b_busy)]
     waiting = [job(f"j{i}", age_s=10.0 - i, route=route) for i in range(jobs)]
 
-    assert keys_and_gpus(plan(waiting, gpus, ROUTES, now=NOW, policy=POLICY)) == expected
+    assert keys_and_gpus(starts_of(waiting, gpus, ROUTES, now=NOW, policy=POLICY)) == expected
 
 
 def test_plan_without_samples_every_speed_is_the_prior_and_preference_decides() -> None:
     prior = estimate(SpeedStats(), prior=DEFAULT_PRIOR)
     gpus = [gpu("slow", speed=prior), gpu("fast", speed=prior)]
 
-    starts = plan([job("j")], gpus, ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of([job("j")], gpus, ROUTES, now=NOW, policy=POLICY)
 
     assert prior == DEFAULT_PRIOR
     assert keys_and_gpus(starts) == [("j", "fast")]
@@ -166,7 +173,7 @@ def test_plan_gives_the_one_free_slot_by_class_after_aging(
 ) -> None:
     waiting = [older, job("high", rank=HIGH, age_s=1.0)]
 
-    starts = plan(waiting, [gpu("fast")], ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of(waiting, [gpu("fast")], ROUTES, now=NOW, policy=POLICY)
 
     assert keys_and_gpus(starts) == [(expected_first, "fast")]
 
@@ -188,17 +195,17 @@ def test_plan_starts_no_batch_job_of_a_route_while_an_interactive_one_waits(
     if interactive_route is not None:
         waiting.append(job("normal", route=interactive_route, max_tokens=1000))
 
-    starts = plan(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
 
     assert keys_and_gpus(starts) == expected
 
 
-def test_plan_ahead_names_the_first_job_reserved_on_each_busy_gpu() -> None:
+def test_plan_names_the_first_job_reserved_on_each_busy_gpu() -> None:
     gpus = [gpu("fast", free=0, busy=(2.0,)), gpu("slow", free=0, busy=(1.0,), speed=SLOW)]
     waiting = [job("long", age_s=3.0, max_tokens=1000), job("short", age_s=2.0, max_tokens=10),
                job("later", age_s=1.0, max_tokens=10)]  # fmt: skip
 
-    planned = plan_ahead(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
+    planned = plan(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
 
     assert planned.starts == []
     # long: fast frees at 2 s, ends at 12.1 s (slow: 51.1 s); short: slow frees at 1 s, ends
@@ -208,8 +215,8 @@ def test_plan_ahead_names_the_first_job_reserved_on_each_busy_gpu() -> None:
     assert planned.next_on["slow"].planned_start == NOW + 1.0
 
 
-def test_plan_ahead_reserves_nothing_on_a_gpu_whose_next_job_starts_now() -> None:
-    planned = plan_ahead([job("only")], [gpu("fast"), gpu("slow", speed=SLOW)], ROUTES, now=NOW,
+def test_plan_reserves_nothing_on_a_gpu_whose_next_job_starts_now() -> None:
+    planned = plan([job("only")], [gpu("fast"), gpu("slow", speed=SLOW)], ROUTES, now=NOW,
                          policy=POLICY)  # fmt: skip
 
     assert keys_and_gpus(planned.starts) == [("only", "fast")]
@@ -220,7 +227,7 @@ def test_plan_higher_class_reserves_first_so_a_lower_one_cannot_take_its_slot() 
     gpus = [gpu("fast", free=0, busy=(1.0,)), gpu("slow", speed=SLOW)]
     waiting = [job("normal", age_s=5.0, max_tokens=10), job("high", rank=HIGH, max_tokens=10)]
 
-    starts = plan(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of(waiting, gpus, ROUTES, now=NOW, policy=POLICY)
 
     # high: slow free now ends at 0.6 s, fast at 1.2 s: takes slow; normal then waits for fast
     assert keys_and_gpus(starts) == [("high", "slow")]
@@ -232,7 +239,7 @@ def test_plan_job_waiting_max_hold_takes_the_earliest_start(
 ) -> None:
     gpus = [gpu("fast", free=0, busy=(2.0,)), gpu("slow", speed=SLOW)]
 
-    starts = plan([job("long", age_s=age_s, max_tokens=1000)], gpus, ROUTES, now=NOW,
+    starts = starts_of([job("long", age_s=age_s, max_tokens=1000)], gpus, ROUTES, now=NOW,
                   policy=POLICY)  # fmt: skip
 
     assert keys_and_gpus(starts) == expected
@@ -250,7 +257,7 @@ def test_plan_held_job_reserves_the_earliest_start_even_on_a_slower_gpu(
 
     # first reserves fast (ends at 19.1 s), or when held slow (it frees first, at 3 s); next
     # then waits for slow (ends at 3.6 s) or, slow taken, starts on spare (6 s) before fast (9.2 s)
-    assert keys_and_gpus(plan(waiting, gpus, routes, now=NOW, policy=POLICY)) == expected
+    assert keys_and_gpus(starts_of(waiting, gpus, routes, now=NOW, policy=POLICY)) == expected
 
 
 @pytest.mark.parametrize(
@@ -260,19 +267,21 @@ def test_plan_held_job_reserves_the_earliest_start_even_on_a_slower_gpu(
 def test_plan_never_plans_a_gpu_that_cannot_take_or_has_no_slot(closed: PlanGpu) -> None:
     gpus = [closed, gpu("slow", free=0, busy=(60.0,), speed=SLOW)]
 
-    assert plan([job("j")], gpus, ROUTES, now=NOW, policy=POLICY) == []
+    assert starts_of([job("j")], gpus, ROUTES, now=NOW, policy=POLICY) == []
 
 
 def test_plan_down_preferred_gpu_sends_the_job_to_the_next_one() -> None:
     gpus = [gpu("fast", can_take=False), gpu("slow", speed=SLOW)]
 
-    assert keys_and_gpus(plan([job("j")], gpus, ROUTES, now=NOW, policy=POLICY)) == [("j", "slow")]
+    starts = starts_of([job("j")], gpus, ROUTES, now=NOW, policy=POLICY)
+
+    assert keys_and_gpus(starts) == [("j", "slow")]
 
 
 def test_plan_starts_no_more_jobs_on_a_gpu_than_its_free_slots() -> None:
     waiting = [job(f"j{i}", age_s=10.0 - i, route="slow-only") for i in range(5)]
 
-    starts = plan(waiting, [gpu("slow", free=2, busy=(1.0,))], ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of(waiting, [gpu("slow", free=2, busy=(1.0,))], ROUTES, now=NOW, policy=POLICY)
 
     assert keys_and_gpus(starts) == [("j0", "slow"), ("j1", "slow")]
 
@@ -281,7 +290,8 @@ def test_plan_considers_only_the_window_of_oldest_jobs() -> None:
     waiting = [job(f"j{i}", age_s=10.0 - i) for i in range(3)]
     policy = replace(POLICY, window=2)
 
-    starts = plan(list(reversed(waiting)), [gpu("fast", free=3)], ROUTES, now=NOW, policy=policy)
+    starts = starts_of(list(reversed(waiting)), [gpu("fast", free=3)], ROUTES, now=NOW,
+                       policy=policy)  # fmt: skip
 
     assert keys_and_gpus(starts) == [("j0", "fast"), ("j1", "fast")]
 
@@ -289,13 +299,15 @@ def test_plan_considers_only_the_window_of_oldest_jobs() -> None:
 def test_plan_unknown_max_tokens_uses_the_default_output_length() -> None:
     policy = replace(POLICY, default_output_tokens=50)
 
-    (start,) = plan([job("j", max_tokens=None)], [gpu("fast")], ROUTES, now=NOW, policy=policy)
+    (start,) = starts_of([job("j", max_tokens=None)], [gpu("fast")], ROUTES, now=NOW, policy=policy)
 
     assert start.predicted_end == pytest.approx(NOW + 0.1 + 50 * 0.01)
 
 
 def test_plan_job_of_an_unknown_route_is_not_planned() -> None:
-    assert plan([job("j", route="nowhere")], [gpu("fast")], ROUTES, now=NOW, policy=POLICY) == []
+    starts = starts_of([job("j", route="nowhere")], [gpu("fast")], ROUTES, now=NOW, policy=POLICY)
+
+    assert starts == []
 
 
 # --- slot_free_times ----------------------------------------------------------------------------
@@ -336,7 +348,7 @@ def test_slot_free_times_direct_traffic_delays_a_gpu_in_the_plan() -> None:
                              mean_duration_s=4.0, now=NOW)  # fmt: skip
     gpus = [PlanGpu("fast", True, *direct, FAST), PlanGpu("slow", True, *quiet, SLOW)]
 
-    starts = plan([job("j", max_tokens=10)], gpus, ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of([job("j", max_tokens=10)], gpus, ROUTES, now=NOW, policy=POLICY)
 
     assert keys_and_gpus(starts) == [("j", "slow")]
 
@@ -539,7 +551,7 @@ def test_plan_invariants(
     jobs, gpus = inputs
     policy = PlanPolicy(window=window, aging_s=30.0, max_hold_s=max_hold_s)
 
-    starts = plan(jobs, gpus, PROPERTY_ROUTES, now=NOW, policy=policy)
+    starts = starts_of(jobs, gpus, PROPERTY_ROUTES, now=NOW, policy=policy)
 
     by_key = {waiting.key: waiting for waiting in jobs}
     by_name = {plan_gpu.name: plan_gpu for plan_gpu in gpus}
@@ -591,7 +603,7 @@ def test_job_size_estimates_prompt_tokens_and_reads_max_tokens(
 
 def test_a_start_delay_sends_the_job_to_a_gpu_without_one() -> None:
     cold = replace(gpu("fast"), start_delay_s=30.0)  # its model is not loaded
-    starts = plan([job("a")], [cold, gpu("slow", speed=SLOW)], ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of([job("a")], [cold, gpu("slow", speed=SLOW)], ROUTES, now=NOW, policy=POLICY)
     assert [(start.key, start.gpu) for start in starts] == [("a", "slow")]
     assert starts[0].predicted_end == pytest.approx(NOW + 0.1 + 100 * 0.05)
 
@@ -616,7 +628,7 @@ def test_a_scaled_policy_plans_a_fleet_the_same_at_any_time_scale(scale: float) 
     typical_s = typical_duration_s(list(speeds.values()), output_tokens=128)
     policy = scaled_policy(replace(POLICY, max_hold_s=1e9), typical_s=typical_s)
 
-    starts = plan(jobs, gpus, ROUTES, now=NOW, policy=policy)
+    starts = starts_of(jobs, gpus, ROUTES, now=NOW, policy=policy)
 
     assert [(start.key, start.gpu) for start in starts] == [("short", "slow")], (
         "the long job waits for the fast GPU at every scale, the short one takes the slow slot"
@@ -628,7 +640,7 @@ def test_a_gpu_full_of_direct_traffic_still_gets_a_job_it_finishes_first_on() ->
     direct = replace(gpu("fast", free=0, busy=(0.5,)), headroom=1)  # its slot: a direct request
     ours = gpu("slow", free=0, busy=(0.5,), speed=SLOW)  # our own job holds the slot
 
-    starts = plan([job("a"), job("b")], [direct, ours], ROUTES, now=NOW, policy=POLICY)
+    starts = starts_of([job("a"), job("b")], [direct, ours], ROUTES, now=NOW, policy=POLICY)
 
     assert keys_and_gpus(starts) == [("a", "fast")], "b waits: nothing more can be sent"
     assert starts[0].predicted_end == pytest.approx(NOW + 0.5 + 0.1 + 100 * 0.01)

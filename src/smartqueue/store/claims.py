@@ -14,7 +14,14 @@ from smartqueue.breaker import Breaker
 from smartqueue.models import DISPATCH_ORDER, ErrorInfo, JobStatus, Priority
 from smartqueue.queue import ExpiredJob, Lease, StreamEntry, TakenJob, TakeRefused, WaitingEntry
 from smartqueue.store import scripts
-from smartqueue.store.codec import breaker_from_hash, created_s, entry_from_raw, pairs, text
+from smartqueue.store.codec import (
+    breaker_from_hash,
+    created_s,
+    entry_from_raw,
+    pairs,
+    priority_of,
+    text,
+)
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import GROUP, Counter, Keys
@@ -260,7 +267,7 @@ class Claims:
             for job_id in job_ids:
                 pipe.hmget(keys.job(job_id), ["priority", "route"])
             places = await pipe.execute()
-        due = [_due(keys, job_id, Priority(text(priority) or "normal"), text(route) or "")
+        due = [_due(keys, job_id, priority_of(text(priority)), text(route) or "")
                for job_id, (priority, route) in zip(job_ids, places, strict=True)]  # fmt: skip
         call = scripts.move_due(delayed=keys.delayed, wake=keys.wake, counts=keys.counts,
                                 channel=keys.done_channel, jobs=due)  # fmt: skip
@@ -324,7 +331,7 @@ class Claims:
         gpu, deliveries, attempts, created_in_ms, created_in_s, priority, route = (
             text(value) or "" for value in cast(list[Any], meta)
         )
-        job = TakenJob(entry, self.context.keys.running, Priority(priority or "normal"), route,
+        job = TakenJob(entry, self.context.keys.running, priority_of(priority), route,
                        gpu, int(deliveries or 0), int(attempts or 0),
                        created_s(created_in_ms, created_in_s))  # fmt: skip
         return job, int(reclaims)

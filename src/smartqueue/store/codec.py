@@ -45,6 +45,11 @@ def stored_priority(priority: Priority) -> str:
     return "" if priority is Priority.NORMAL else priority.value
 
 
+def priority_of(stored: str | None) -> Priority:
+    """A record's (or DLQ entry's) priority from its stored field: absent means normal."""
+    return Priority(stored or Priority.NORMAL)
+
+
 def created_ms(created_at: float) -> int:
     """A creation time as stored (`created_ms`): whole milliseconds, which Redis keeps as an
     integer, smaller than the 14-character seconds it replaces."""
@@ -85,7 +90,7 @@ def stored_job(job_id: str, raw: Mapping[bytes, bytes]) -> StoredJob:
         job_id=job_id,
         status=JobStatus(fields["status"]),
         route=fields["route"],
-        priority=Priority(fields.get("priority") or Priority.NORMAL),
+        priority=priority_of(fields.get("priority")),
         attempts=int(fields.get("attempts", "0")),
         created_at=created_s(fields.get("created_ms"), fields.get("created_at")),
         gpu=fields.get("gpu") or None,
@@ -131,7 +136,7 @@ def dlq_entry(entry: StreamEntry) -> DlqEntry:
         id=entry.entry_id,
         job_id=entry.job_id,
         route=entry.fields.get("route", ""),
-        priority=Priority(entry.fields.get("priority") or Priority.NORMAL),
+        priority=priority_of(entry.fields.get("priority")),
         reason=entry.fields.get("reason", ""),
         attempts=int(entry.fields.get("attempts", "0")),
         last_error=ErrorInfo.model_validate_json(error) if error else None,

@@ -7,7 +7,7 @@ from typing import cast
 from smartqueue.models import DISPATCH_ORDER, JobStatus, Priority
 from smartqueue.queue import StoredJob, StoredResult
 from smartqueue.store import scripts
-from smartqueue.store.codec import stored_job, stored_result, text
+from smartqueue.store.codec import priority_of, stored_job, stored_result, text
 from smartqueue.store.connection import translate_errors
 from smartqueue.store.context import StoreContext
 from smartqueue.store.keys import Counter
@@ -67,7 +67,7 @@ class Jobs:
         priority, route = (text(value) for value in cast(list[bytes | None], raw))
         if route is None or priority == Priority.BATCH.value:  # unknown, or a batch request
             return None
-        stream_priority = Priority(priority or Priority.NORMAL)  # left out when normal
+        stream_priority = priority_of(priority)
         change = self.context.change(
             JobStatus.CANCELLED, {"completed_at": now, "reason": "cancelled"}
         )
