@@ -14,7 +14,8 @@ predictions hold).
 
 Speeds are learned per GPU from completed jobs (`observe`) as decayed sums of two small
 regressions (`SpeedStats`, shared by replicas as a Redis hash through `to_fields`) and read back
-with `estimate`, which keeps to `DEFAULT_PRIOR` until enough samples arrived.
+with `estimate`; until a GPU has enough samples, `fleet_speeds` takes it to be as fast as the
+fastest learned GPU (`DEFAULT_PRIOR` while none has learned), so that it is explored.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ MIN_SAMPLE_WEIGHT = 3.0  # decayed sample weight below which a regression keeps 
 MAX_SAMPLE_DURATION_S = 86_400.0  # a longer "duration" is a clock error, not a speed
 MIN_PROMPT_SPREAD_TOKENS = 64.0  # prompt sizes must vary this much (std) to fit a prefill slope
 MIN_OUTPUT_SPREAD_TOKENS = 16.0  # answer lengths must vary this much (std) to fit a decode slope
+REFERENCE_OUTPUT_TOKENS = 128  # the answer length GPUs are compared at in `fleet_speeds`
 BASE_RANGE_S = (0.0, 60.0)
 PREFILL_RANGE_S_PER_TOKEN = (0.0, 0.01)
 DECODE_RANGE_S_PER_TOKEN = (0.0002, 2.0)
@@ -218,6 +220,23 @@ def estimate(stats: SpeedStats, *, prior: Speed) -> Speed:
         decode_s_per_token=_clamp(decode, DECODE_RANGE_S_PER_TOKEN),
         samples=weight,
     )
+
+
+def fleet_speeds(stats: Mapping[str, SpeedStats], *, prior: Speed) -> dict[str, Speed]:
+    """Every GPU's speed, a GPU with too few samples of its own taken to be as fast as the
+    fastest GPU that has enough (or `prior` while none has).
+
+    Optimism is how an unknown GPU gets explored: taken to be fast, it is given jobs, and its
+    own samples replace the guess after `MIN_SAMPLE_WEIGHT` of them. A fixed prior far from the
+    fleet's real speed would instead make every unlearned GPU look many times slower (or faster)
+    than the learned ones, and the plan would starve it of the jobs it needs to learn.
+    """
+    learned = [estimate(item, prior=prior) for item in stats.values()
+               if item.answer.weight >= MIN_SAMPLE_WEIGHT]  # fmt: skip
+    if learned:
+        prior = min(learned, key=lambda speed: predicted_duration_s(
+            speed, prompt_tokens=0, output_tokens=REFERENCE_OUTPUT_TOKENS))  # fmt: skip
+    return {gpu: estimate(item, prior=prior) for gpu, item in stats.items()}
 
 
 def _ttft_line(stats: SpeedStats, *, prior: Speed) -> tuple[float, float]:

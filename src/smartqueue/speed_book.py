@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from smartqueue.planner import DEFAULT_PRIOR, Sample, Speed, SpeedStats, estimate, observe
+from smartqueue.planner import DEFAULT_PRIOR, Sample, Speed, SpeedStats, fleet_speeds, observe
 from smartqueue.store import Store
 
 REFRESH_S = 1.0
@@ -26,12 +26,13 @@ class SpeedBook:
         self._read_at = float("-inf")
 
     async def speeds(self) -> dict[str, Speed]:
-        """Every GPU's speed (the prior while a GPU has too few completed jobs)."""
+        """Every GPU's speed (`planner.fleet_speeds`: optimistic while a GPU has too few
+        completed jobs)."""
         if time.monotonic() - self._read_at >= self.refresh_s:
             stored = await self.store.speeds.read(self.gpus)
             self._stats = {gpu: SpeedStats.from_fields(stored[gpu]) for gpu in self.gpus}
             self._read_at = time.monotonic()
-        return {gpu: estimate(stats, prior=self.prior) for gpu, stats in self._stats.items()}
+        return fleet_speeds(self._stats, prior=self.prior)
 
     async def learn(self, gpu: str, sample: Sample, *, now: float) -> None:
         """Add one completed job of `gpu` to its shared statistics."""

@@ -17,6 +17,7 @@ from tests.engine.conftest import (
     submit,
     wait_gpus_down,
     wait_status,
+    wait_terminal,
 )
 from tests.support.sim import InProcessSim
 from tests.support.waiting import wait_until
@@ -98,3 +99,31 @@ async def test_gpus_show_live_health_breaker_state_and_slots_in_use(
     assert down["slots_in_use"] == 0
     assert failing["breaker"]["failures"] == 3
     assert "simulated" in failing["breaker"]["reason"]
+
+
+async def test_gpus_show_learned_speeds_and_an_unlearned_gpu_at_the_fastest_learned_speed(
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
+) -> None:
+    """Completed jobs teach their GPU's speed (shared through Redis, shown by /gpus); a GPU with
+    no samples of its own is planned as fast as the fastest learned one, so it gets explored."""
+    gpus = sims(used={"slots": 1}, spare={"slots": 1})
+    fleet = fleet_for(gpus, {"default": ["used"], "other": ["spare"]}, {"used": 1, "spare": 1})
+    async with service(engine_settings(), fleet) as client:
+        lengths = [8, 16, 32, 64, 8, 16, 32, 64]
+        job_ids = [await submit(client, slow_chat(tokens)) for tokens in lengths]
+        await wait_terminal(client, job_ids)
+
+        async def learned() -> dict[str, dict[str, Any]] | None:
+            views = await gpu_views(client)
+            return views if views["used"]["speed"]["learned"] else None
+
+        views = await wait_until(learned, timeout_s=10, what="the used GPU's speed learnt")
+
+    used, spare = views["used"]["speed"], views["spare"]["speed"]
+    assert used["samples"] >= 3
+    assert 0 < used["decode_s_per_token"] < 0.025, "faster than the prior's 40 tokens/s"
+    assert not spare["learned"]
+    assert spare["samples"] == 0
+    assert {key: spare[key] for key in ("base_s", "decode_s_per_token")} == {
+        key: used[key] for key in ("base_s", "decode_s_per_token")
+    }

@@ -23,6 +23,7 @@ from smartqueue.planner import (
     WaitingJob,
     effective_rank,
     estimate,
+    fleet_speeds,
     job_size,
     observe,
     plan,
@@ -449,6 +450,53 @@ def test_estimate_is_the_prior_while_samples_are_few(count: int) -> None:
     weight = sum(0.9**age for age in range(count))
 
     assert estimate(learned(samples), prior=DEFAULT_PRIOR) == replace(DEFAULT_PRIOR, samples=weight)
+
+
+def test_fleet_speeds_takes_an_unlearned_gpu_to_be_as_fast_as_the_fastest_learned_one() -> None:
+    """Optimism explores: a GPU with two samples is planned at the fastest learned speed, not at
+    the prior (here 25 times slower than the fleet), so it gets the jobs it needs to learn."""
+    rng = random.Random(11)
+    fast = Speed(base_s=0.01, prefill_s_per_token=0.0, decode_s_per_token=0.001)
+    slower = replace(fast, decode_s_per_token=0.002)
+    stats = {
+        "fast": learned([synthetic(fast, rng) for _ in range(20)]),
+        "slower": learned([synthetic(slower, rng) for _ in range(20)]),
+        "new": learned([synthetic(slower, rng) for _ in range(2)]),
+    }
+
+    speeds = fleet_speeds(stats, prior=DEFAULT_PRIOR)
+
+    assert speeds["new"] == replace(speeds["fast"], samples=stats["new"].answer.weight)
+    for learnt in ("fast", "slower"):  # enough samples of their own: the prior plays no part
+        assert speeds[learnt] == estimate(stats[learnt], prior=DEFAULT_PRIOR)
+    assert speeds["slower"].decode_s_per_token > 1.5 * speeds["fast"].decode_s_per_token
+
+
+def test_fleet_speeds_keep_to_the_prior_until_some_gpu_has_learned() -> None:
+    stats = {"a": SpeedStats(), "b": learned([Sample(10, 50, 1.0, None)] * 2)}
+
+    speeds = fleet_speeds(stats, prior=DEFAULT_PRIOR)
+
+    assert [replace(speed, samples=0.0) for speed in speeds.values()] == [DEFAULT_PRIOR] * 2
+
+
+def test_an_unlearned_gpu_gets_jobs_from_the_plan_once_another_gpu_has_learned() -> None:
+    """On the fast fleet the prior (25 s per 1,000 tokens) would hold every job for the learned
+    GPU; with `fleet_speeds` the unlearned one takes a job as soon as the learned one is busy."""
+    rng = random.Random(12)
+    fast = Speed(base_s=0.01, prefill_s_per_token=0.0, decode_s_per_token=0.001)
+    stats = {"fast": learned([synthetic(fast, rng) for _ in range(20)]), "slow": SpeedStats()}
+    policy = scaled_policy(POLICY, typical_s=0.14)
+
+    def planned(speeds: dict[str, Speed]) -> list[tuple[str, str]]:
+        gpus = [gpu("fast", free=0, busy=(0.05,), speed=speeds["fast"]),
+                gpu("slow", free=1, speed=speeds["slow"])]  # fmt: skip
+        jobs = [job("j", max_tokens=128)]
+        return keys_and_gpus(starts_of(jobs, gpus, ROUTES, now=NOW, policy=policy))
+
+    assert planned(fleet_speeds(stats, prior=DEFAULT_PRIOR)) == [("j", "slow")]
+    assert planned({name: estimate(item, prior=DEFAULT_PRIOR) for name, item in stats.items()}
+                   ) == [], "the fixed prior starves the unlearned GPU"  # fmt: skip
 
 
 def test_speed_stats_round_trip_through_fields() -> None:

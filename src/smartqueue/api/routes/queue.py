@@ -26,7 +26,7 @@ from smartqueue.models import (
     Thresholds,
 )
 from smartqueue.owners import Caller
-from smartqueue.planner import DEFAULT_PRIOR, MIN_SAMPLE_WEIGHT, SpeedStats, estimate
+from smartqueue.planner import DEFAULT_PRIOR, MIN_SAMPLE_WEIGHT, Speed, SpeedStats, fleet_speeds
 from smartqueue.scoring import (
     GpuSnapshot,
     ScoreTerms,
@@ -55,6 +55,8 @@ async def fleet_view(services: Services) -> list[GpuView]:
     live = await read_fleet_state(fleet, services.store, services.prober,
                                   policy=breaker_policy(services.settings), now=now)  # fmt: skip
     stored = await services.store.speeds.read([gpu.config.name for gpu in live])
+    speeds = fleet_speeds({name: SpeedStats.from_fields(fields) for name, fields in stored.items()},
+                          prior=DEFAULT_PRIOR)  # fmt: skip
     views = []
     for gpu in live:
         breaker, name = gpu.breaker, gpu.config.name
@@ -65,14 +67,13 @@ async def fleet_view(services: Services) -> list[GpuView]:
             breaker=BreakerView(state=breaker.state.value, failures=breaker.failures,
                                 reason=breaker.reason, opened_at=breaker.opened_at),
             health=health_view(services, name, in_use=gpu.in_use, now=now),
-            speed=speed_view(SpeedStats.from_fields(stored[name])),
+            speed=speed_view(speeds[name]),
         ))  # fmt: skip
     return views
 
 
-def speed_view(stats: SpeedStats) -> SpeedView:
-    """What the planner predicts with for a GPU with these statistics."""
-    speed = estimate(stats, prior=DEFAULT_PRIOR)
+def speed_view(speed: Speed) -> SpeedView:
+    """What the planner predicts with for a GPU (`learned`: from its own samples)."""
     return SpeedView(base_s=round(speed.base_s, 4),
                      prefill_s_per_token=round(speed.prefill_s_per_token, 6),
                      decode_s_per_token=round(speed.decode_s_per_token, 5),
