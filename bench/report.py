@@ -146,8 +146,10 @@ def bar_lines(sections: list[Section]) -> list[str]:
     ):
         lines += [
             "",
-            f'For a missed bar, see "{PROFILES}" below: where the service spends its CPU under '
-            "wrk on `POST /enqueue` and under 8 wait-mode `/v1` clients.",
+            "For each missed bar, docs/performance.md gives where the time goes, what was "
+            "changed and what stands between the figure and the bar on this stack; "
+            f'"{PROFILES}" below shows where the service spends its CPU under wrk on '
+            "`POST /enqueue` and under 8 wait-mode `/v1` clients.",
         ]
     return [*lines, ""]
 

@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import httpx
@@ -48,6 +48,7 @@ BACKGROUND_SHARE = 0.3
 SPEED_CHECK_LIMIT = 0.05
 ALONE = f"{BASELINE} alone"
 CONCURRENCY_CHECK = "heterogeneous · Poisson 90%"  # where least-connections also runs alone
+SLOW_FLEET, SLOW_DIVISOR = "identical", 4  # its Poisson 90 % again, sims this many times slower
 TOKENS = (16, 256)
 HEADERS = {"X-Syslog-Model": "default"}
 T = TypeVar("T")
@@ -425,9 +426,55 @@ def run(config: BenchConfig) -> Section:
             key = f"{fleet_name} · {scenario.label}"
             derive(section, key, batch=scenario.load is None)
             section.tables += table(section, key, batch=scenario.load is None)
+    if SLOW_FLEET in config.scheduling_fleets:
+        run_slow_fleet(section, config)
     section.bars += bars()
-    section.notes += [*notes(config), speed_check(section, config), concurrency_check(section)]
+    section.notes += [*notes(config), speed_check(section, config), concurrency_check(section),
+                      slow_fleet_check(section, config)]  # fmt: skip
     return section
+
+
+def slow_key(config: BenchConfig) -> tuple[str, str]:
+    """The slow fleet's key for its Poisson 90 % run, and the same run's key at full speed."""
+    spec = FLEETS[SLOW_FLEET]()
+    return f"{spec.name} sims {SLOW_DIVISOR}x slower · Poisson 90%", f"{spec.name} · Poisson 90%"
+
+
+def run_slow_fleet(section: Section, config: BenchConfig) -> None:
+    """The identical fleet's Poisson 90 % run again, on sims `SLOW_DIVISOR` times slower.
+
+    On an identical fleet there is nothing to predict, so smartqueue's distance from
+    least-connections there is its fixed cost per job (HTTP, Redis); that cost does not slow
+    down with the sims, so it weighs `SLOW_DIVISOR` times less here.
+    """
+    started = time.perf_counter()
+    spec = FLEETS[SLOW_FLEET]()
+    slow = replace(spec, name=f"{spec.name} sims {SLOW_DIVISOR}x slower")
+    with Processes(config.workdir / "scheduling-slow") as procs:
+        fleet_run = start(procs, slow, fleet_speed(config, spec) / SLOW_DIVISOR)
+        for round_index in range(config.other_scheduling_rounds):
+            run_scenario(section, fleet_run, Scenario(0.9, False), config, round_index)
+    key, _ = slow_key(config)
+    section.spend(key, time.perf_counter() - started)
+    derive(section, key, batch=False)
+    section.tables += table(section, key, batch=False)
+
+
+def slow_fleet_check(section: Section, config: BenchConfig) -> str:
+    """How smartqueue's ratio to least-connections on the identical fleet moves with the speed."""
+    slow, fast = slow_key(config)
+    figures = []
+    for key, divisor in ((fast, 1), (slow, SLOW_DIVISOR)):
+        cells = [cell(section, f"{key} · smartqueue · {metric} / {BASELINE}")
+                 for metric in ("e2e p50", "e2e p99")]  # fmt: skip
+        speed = fleet_speed(config, FLEETS[SLOW_FLEET]()) / divisor
+        figures.append(f"at --speed {speed:g}: p50 {cells[0]}, p99 {cells[1]}")
+    return (
+        f"Slow-fleet check ({SLOW_FLEET} fleet, Poisson 90%): smartqueue's e2e latency over "
+        f"{BASELINE}'s {'; '.join(figures)}. The sims run {SLOW_DIVISOR} times slower in the "
+        "second, smartqueue's fixed cost per job does not: what is left of the distance there "
+        "is what that cost weighs at that speed."
+    )
 
 
 def held_by_a_bar(key: str) -> bool:
