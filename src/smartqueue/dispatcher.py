@@ -106,8 +106,9 @@ class Dispatcher:
                                       aging_s=settings.priority_aging_s,
                                       max_hold_s=settings.plan_max_hold_s)  # fmt: skip
         self.speeds = SpeedBook(store, [gpu.name for gpu in fleet.gpus])
-        self._learning: set[asyncio.Task[None]] = set()
         self._planned_at = float("-inf")  # when a consumer of this replica last planned
+        self._seen_at, self._seen_empty = float("-inf"), False  # the newest read of the queue
+        self._reading = 0  # reads of the queue under way
         self._next_on: dict[str, tuple[WaitingEntry, LiveGpu, Start]] = {}  # of the newest plan
         self._next_on_at = float("-inf")  # when that plan read the queue (monotonic)
         self._next_on_until = float("-inf")  # and until when it is trusted
@@ -128,6 +129,7 @@ class Dispatcher:
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self.prober.run(self.stopping))
                     tasks.create_task(self.maintenance.run(self.stopping))
+                    tasks.create_task(self.speeds.run(self.stopping))
                     for consumer in self.consumers:
                         tasks.create_task(self._consume(consumer))
             except Exception:  # a bug must not silently stop dispatch on this replica
@@ -178,6 +180,8 @@ class Dispatcher:
                     await self._idle()
                 while dispatch is not None:  # then each job's follow-on, while there is one
                     dispatch = await self._run(dispatch, consumer)
+                    if dispatch is None and self._seen_empty and not self._reading:
+                        await self._idle()  # nothing waited: any job since left a wake-up
             except StoreUnavailable as error:
                 log.warning("store unavailable", extra={"consumer": consumer.id,
                                                         "error": error.message})  # fmt: skip
@@ -189,7 +193,14 @@ class Dispatcher:
         """Wait until a job may be ready: a wake-up (a job entered, a retry is due, a planned
         start is left), or `idle_poll_s` since this replica last planned (held jobs, slots that
         direct traffic freed). Idle consumers share that poll: one re-plan per interval per
-        replica, not one per consumer."""
+        replica, not one per consumer.
+
+        A consumer whose job ended also waits here, instead of reading the queue, when the
+        replica's newest read found nothing waiting and no read is under way (one could find a
+        job that its plan could not start while this consumer's slot was still held): every
+        entry that joined a waiting stream since (enqueue, a due retry, a batch line, a DLQ
+        retry) pushed a wake-up, so it reads the queue only when there is something to read.
+        """
         poll_s = self.settings.idle_poll_s
         while not self.stopping.is_set():
             if await self.store.claims.wait_for_work(timeout_s=poll_s):
@@ -207,10 +218,17 @@ class Dispatcher:
         """
         planned_at = time.monotonic()
         self._planned_at = planned_at
-        view = await self.store.claims.dispatch_view(
-            list(self.fleet.routes), [gpu.name for gpu in self.fleet.gpus],
-            window=self.plan_policy.window,
-        )  # fmt: skip
+        self._reading += 1
+        self.metrics.queue_reads.inc()
+        try:
+            view = await self.store.claims.dispatch_view(
+                list(self.fleet.routes), [gpu.name for gpu in self.fleet.gpus],
+                window=self.plan_policy.window,
+            )  # fmt: skip
+        finally:
+            self._reading -= 1
+        if planned_at >= self._seen_at:
+            self._seen_at, self._seen_empty = planned_at, not view.waiting
         if not view.waiting:
             return None
         now = time.time()
@@ -231,6 +249,8 @@ class Dispatcher:
             if taken is TakeRefused.GPU_FULL:
                 full.add(start.gpu)
             elif isinstance(taken, Dispatch):
+                if len(view.waiting) == 1 and planned_at >= self._seen_at:
+                    self._seen_empty = True  # the one waiting job was this one
                 if index + 1 < len(starts):
                     await self.store.claims.wake_one()
                 return taken
@@ -343,11 +363,8 @@ class Dispatcher:
             label = "ok" if isinstance(outcome, GpuAnswer) else "failed"
             self.metrics.dispatch.labels(job.gpu, label).observe(duration_s)
             follow_on = await self._record(dispatch, outcome, consumer.id)
-            if isinstance(outcome, GpuAnswer):  # learnt beside the next job, not before it
-                learning = asyncio.create_task(self._learn(
-                    job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s))  # fmt: skip
-                self._learning.add(learning)
-                learning.add_done_callback(self._learning.discard)
+            if isinstance(outcome, GpuAnswer):  # in memory; shared by the speed book's sync
+                self._learn(job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s)
         except asyncio.CancelledError:
             await asyncio.shield(self.recorder.release(job, consumer.id, "the replica shut down"))
             raise
@@ -358,7 +375,7 @@ class Dispatcher:
             consumer.jobs_done += 1
         return follow_on
 
-    async def _learn(
+    def _learn(
         self, job: TakenJob, answer: GpuAnswer, *, duration_s: float, first_chunk_s: float | None
     ) -> None:
         """Teach the GPU's speed from a completed job (its usage, else the estimated sizes)."""
@@ -368,8 +385,7 @@ class Dispatcher:
         if completion <= 0:
             return  # nothing to learn a speed from
         sample = Sample(prompt, completion, duration_s, first_chunk_s)
-        with contextlib.suppress(StoreUnavailable):  # one sample less
-            await self.speeds.learn(job.gpu, sample, now=time.time())
+        self.speeds.learn(job.gpu, sample, now=time.time())
 
     async def _call_keeping_claim(
         self, job: TakenJob, consumer_id: str, hold: LocalHold | None = None

@@ -141,6 +141,11 @@ class Metrics:
             "Jobs taken in the slot of an answered job from the last plan, without planning again",
             registry=self.registry,
         )
+        self.queue_reads = Counter(
+            "smartqueue_queue_reads",
+            "Reads of the waiting queue for a plan (PEEK) by this replica's consumers",
+            registry=self.registry,
+        )
         self.dlq_trimmed = Counter("smartqueue_dlq_trimmed",
                                    "Dead-letter entries removed for being past their retention",
                                    registry=self.registry)  # fmt: skip

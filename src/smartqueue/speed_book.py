@@ -1,14 +1,21 @@
-"""Each GPU's learned speed, as the dispatcher uses it: read from Redis (where every replica's
-completed jobs add to it) at most once per `refresh_s`, and taught by this replica's jobs."""
+"""Each GPU's learned speed, as the dispatcher uses it: this replica's completed jobs teach it at
+once, and every `refresh_s` one `sync` writes them into the statistics the replicas share in
+Redis and reads back what the others taught (two round trips a second, not two a job)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
+from smartqueue.errors import StoreUnavailable
 from smartqueue.planner import DEFAULT_PRIOR, Sample, Speed, SpeedStats, fleet_speeds, observe
+from smartqueue.stopping import wait_or_stop
 from smartqueue.store import Store
 
 REFRESH_S = 1.0
+
+Learnt = list[tuple[Sample, float]]  # samples with the time each was learnt
 
 
 class SpeedBook:
@@ -23,20 +30,58 @@ class SpeedBook:
         self.prior = prior
         self.refresh_s = refresh_s
         self._stats = {gpu: SpeedStats() for gpu in gpus}
-        self._read_at = float("-inf")
+        self._unsynced: dict[str, Learnt] = {gpu: [] for gpu in gpus}
+        self._synced_at = float("-inf")
+        self._syncing = asyncio.Lock()
 
     async def speeds(self) -> dict[str, Speed]:
         """Every GPU's speed (`planner.fleet_speeds`: optimistic while a GPU has too few
-        completed jobs)."""
-        if time.monotonic() - self._read_at >= self.refresh_s:
-            stored = await self.store.speeds.read(self.gpus)
-            self._stats = {gpu: SpeedStats.from_fields(stored[gpu]) for gpu in self.gpus}
-            self._read_at = time.monotonic()
+        completed jobs), synced with the other replicas' at most `refresh_s` ago."""
+        if time.monotonic() - self._synced_at >= self.refresh_s:
+            await self.sync(unless_newer_than_s=self.refresh_s)
         return fleet_speeds(self._stats, prior=self.prior)
 
-    async def learn(self, gpu: str, sample: Sample, *, now: float) -> None:
-        """Add one completed job of `gpu` to its shared statistics."""
-        stored = await self.store.speeds.update(
-            gpu, lambda fields: observe(SpeedStats.from_fields(fields), sample, now=now).to_fields()
-        )
-        self._stats[gpu] = SpeedStats.from_fields(stored)
+    def learn(self, gpu: str, sample: Sample, *, now: float) -> None:
+        """Add one completed job of `gpu`: to this replica's speeds now, to the shared
+        statistics at the next `sync`."""
+        self._stats[gpu] = observe(self._stats[gpu], sample, now=now)
+        self._unsynced[gpu].append((sample, now))
+
+    async def sync(self, *, unless_newer_than_s: float | None = None) -> None:
+        """Read the shared statistics, add the samples learnt here since the last sync, and
+        write back those that changed: the samples stay for the next sync if Redis fails.
+        With `unless_newer_than_s`, nothing happens when another sync ended that recently
+        (consumers that found the speeds stale at once sync once).
+
+        Two replicas syncing one GPU at the same instant may lose one's samples: a statistic
+        over hundreds of jobs does not need a lock across replicas.
+        """
+        async with self._syncing:
+            age_s = time.monotonic() - self._synced_at
+            if unless_newer_than_s is not None and age_s < unless_newer_than_s:
+                return
+            stored = await self.store.speeds.read(self.gpus)
+            unsynced, self._unsynced = self._unsynced, {gpu: [] for gpu in self.gpus}
+            stats = {gpu: SpeedStats.from_fields(stored[gpu]) for gpu in self.gpus}
+            for gpu, learnt in unsynced.items():
+                for sample, at in learnt:
+                    stats[gpu] = observe(stats[gpu], sample, now=at)
+            try:
+                await self.store.speeds.write(
+                    {gpu: stats[gpu].to_fields() for gpu, learnt in unsynced.items() if learnt}
+                )
+            except StoreUnavailable:
+                for gpu, learnt in unsynced.items():
+                    self._unsynced[gpu][:0] = learnt
+                raise
+            self._stats, self._synced_at = stats, time.monotonic()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Sync every `refresh_s` while samples wait (a replica that plans nothing still shares
+        what it learnt), and once more when `stopping` is set."""
+        while not await wait_or_stop(stopping, self.refresh_s):
+            if any(self._unsynced.values()):
+                with contextlib.suppress(StoreUnavailable):
+                    await self.sync()
+        with contextlib.suppress(StoreUnavailable):
+            await self.sync()

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any, cast
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -104,3 +105,29 @@ async def test_engine_follow_on_takes_the_next_planned_job_in_a_busy_gpus_freed_
     follow_ons = re.search(r"^smartqueue_follow_on_takes_total (\S+)$", metrics, re.MULTILINE)
     assert follow_ons is not None
     assert float(follow_ons.group(1)) >= 1, "no job was taken as a follow-on"
+
+
+async def test_engine_reads_the_queue_once_per_job_when_nothing_else_waits(
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
+) -> None:
+    """One client, one job at a time: the job's wake-up brings one read of the queue that takes
+    it; the consumer whose job ended does not read the queue again to find it empty."""
+    gpus = sims(a={"slots": 2})
+    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 2})
+
+    async with service(engine_settings(idle_poll_s=30.0), fleet) as client:
+        await wait_terminal(client, [await submit(client)])  # consumers settled, speeds read
+        before = await queue_reads(client)
+        for _ in range(10):
+            await wait_terminal(client, [await submit(client)])
+        reads = await queue_reads(client) - before
+
+    assert 10 <= reads <= 12, f"{reads} reads of the queue for 10 jobs (was 2 a job)"
+
+
+async def queue_reads(client: httpx.AsyncClient) -> float:
+    """smartqueue_queue_reads_total from /metrics."""
+    metrics = (await client.get("/metrics")).text
+    found = re.search(r"^smartqueue_queue_reads_total (\S+)$", metrics, re.MULTILINE)
+    assert found is not None, "smartqueue_queue_reads_total is exported"
+    return float(found.group(1))

@@ -3,7 +3,7 @@ shared by every replica."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 from smartqueue.store.connection import translate_errors
@@ -33,19 +33,12 @@ class Speeds:
         }
 
     @translate_errors
-    async def update(self, gpu: str, change: Callable[[Fields], Fields]) -> Fields:
-        """Apply `change` to a GPU's statistics and store the result (read, then write).
-
-        Two replicas updating one GPU at the same instant may lose one sample: a statistic
-        over hundreds of jobs does not need a lock.
-        """
-        key = self.context.keys.speed(gpu)
-        (raw,) = await self.context.hashes([key])
-        changed = change(_text(raw))
-        mapping: dict[Any, Any] = dict(changed)
-        await self.context.redis.hset(key, mapping=mapping)
-        return changed
-
-
-def _text(raw: Mapping[bytes, bytes]) -> dict[str, str]:
-    return {name.decode(): value.decode() for name, value in raw.items()}
+    async def write(self, changed: Mapping[str, Fields]) -> None:
+        """Store the statistics of the GPUs in `changed` (one round trip; none when empty)."""
+        if not changed:
+            return
+        async with self.context.redis.pipeline(transaction=False) as pipe:
+            for gpu, fields in changed.items():
+                mapping: dict[Any, Any] = dict(fields)
+                pipe.hset(self.context.keys.speed(gpu), mapping=mapping)
+            await pipe.execute()
