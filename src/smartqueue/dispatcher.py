@@ -135,6 +135,8 @@ class Dispatcher:
             except Exception:  # a bug must not silently stop dispatch on this replica
                 log.exception("engine failed; restarting it")
                 await wait_or_stop(self.stopping, 1.0)
+        with contextlib.suppress(StoreUnavailable):  # the last jobs' samples, for the others
+            await self.speeds.sync()
 
     def stop(self) -> None:
         """Stop taking jobs; running ones finish (the caller bounds the wait)."""
@@ -180,7 +182,7 @@ class Dispatcher:
                     await self._idle()
                 while dispatch is not None:  # then each job's follow-on, while there is one
                     dispatch = await self._run(dispatch, consumer)
-                    if dispatch is None and self._seen_empty and not self._reading:
+                    if dispatch is None and self._queue_seen_empty():
                         await self._idle()  # nothing waited: any job since left a wake-up
             except StoreUnavailable as error:
                 log.warning("store unavailable", extra={"consumer": consumer.id,
@@ -188,6 +190,11 @@ class Dispatcher:
                 await wait_or_stop(self.stopping, 1.0)
         with contextlib.suppress(StoreUnavailable):
             await self.store.consumers.forget(consumer.id)
+
+    def _queue_seen_empty(self) -> bool:
+        """Whether a consumer whose job ended may wait for a wake-up instead of reading the
+        queue (see `_idle`)."""
+        return self._seen_empty and not self._reading and self.maintenance.alone
 
     async def _idle(self) -> None:
         """Wait until a job may be ready: a wake-up (a job entered, a retry is due, a planned
@@ -200,6 +207,8 @@ class Dispatcher:
         job that its plan could not start while this consumer's slot was still held): every
         entry that joined a waiting stream since (enqueue, a due retry, a batch line, a DLQ
         retry) pushed a wake-up, so it reads the queue only when there is something to read.
+        Only while no other replica has consumers: another replica's consumer may have taken
+        that wake-up and found every slot busy, which this replica's reads cannot know.
         """
         poll_s = self.settings.idle_poll_s
         while not self.stopping.is_set():
@@ -364,7 +373,10 @@ class Dispatcher:
             self.metrics.dispatch.labels(job.gpu, label).observe(duration_s)
             follow_on = await self._record(dispatch, outcome, consumer.id)
             if isinstance(outcome, GpuAnswer):  # in memory; shared by the speed book's sync
-                self._learn(job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s)
+                try:
+                    self._learn(job, outcome, duration_s=duration_s, first_chunk_s=first_chunk_s)
+                except Exception:  # one sample less, never a lost follow-on
+                    log.exception("learning a speed failed", extra=job_fields(job))
         except asyncio.CancelledError:
             await asyncio.shield(self.recorder.release(job, consumer.id, "the replica shut down"))
             raise

@@ -41,6 +41,8 @@ class Maintenance:
         self.store = store
         self.recorder = recorder
         self.reclaimer = f"{replica}-reclaimer"
+        self.replica = replica
+        self.alone = False  # no other replica's consumer alive, as of the last heartbeat
         self.consumers = consumers
         self.batches = batches
 
@@ -90,10 +92,14 @@ class Maintenance:
         return trimmed
 
     async def heartbeat(self, now: float) -> None:
-        """Tell the registry every local consumer is alive."""
+        """Tell the registry every local consumer is alive, and learn whether other replicas'
+        consumers are."""
         for consumer in self.consumers:
             await self.store.consumers.heartbeat(consumer.info(now),
                                                  ttl_s=self.settings.consumer_ttl_s)  # fmt: skip
+        self.alone = not await self.store.consumers.others_live(
+            prefix=f"{self.replica}-", now=now, ttl_s=self.settings.consumer_ttl_s
+        )
 
     async def reclaim(self) -> None:
         """Jobs of consumers that went silent run again, or die as poison when that repeats."""

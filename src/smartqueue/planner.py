@@ -227,16 +227,18 @@ def fleet_speeds(stats: Mapping[str, SpeedStats], *, prior: Speed) -> dict[str, 
     fastest GPU that has enough (or `prior` while none has).
 
     Optimism is how an unknown GPU gets explored: taken to be fast, it is given jobs, and its
-    own samples replace the guess after `MIN_SAMPLE_WEIGHT` of them. A fixed prior far from the
+    own samples replace the guess once their decayed weight reaches `MIN_SAMPLE_WEIGHT` (four
+    samples). A GPU that has learned keeps `prior` for what its samples do not teach (the
+    prefill slope when it never streamed varied prompts). A fixed prior far from the
     fleet's real speed would instead make every unlearned GPU look many times slower (or faster)
     than the learned ones, and the plan would starve it of the jobs it needs to learn.
     """
     learned = [estimate(item, prior=prior) for item in stats.values()
                if item.answer.weight >= MIN_SAMPLE_WEIGHT]  # fmt: skip
-    if learned:
-        prior = min(learned, key=lambda speed: predicted_duration_s(
-            speed, prompt_tokens=0, output_tokens=REFERENCE_OUTPUT_TOKENS))  # fmt: skip
-    return {gpu: estimate(item, prior=prior) for gpu, item in stats.items()}
+    fastest = min(learned, default=prior, key=lambda speed: predicted_duration_s(
+        speed, prompt_tokens=0, output_tokens=REFERENCE_OUTPUT_TOKENS))  # fmt: skip
+    return {gpu: estimate(item, prior=prior if item.answer.weight >= MIN_SAMPLE_WEIGHT
+                          else fastest) for gpu, item in stats.items()}  # fmt: skip
 
 
 def _ttft_line(stats: SpeedStats, *, prior: Speed) -> tuple[float, float]:

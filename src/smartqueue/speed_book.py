@@ -5,13 +5,15 @@ Redis and reads back what the others taught (two round trips a second, not two a
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 
 from smartqueue.errors import StoreUnavailable
 from smartqueue.planner import DEFAULT_PRIOR, Sample, Speed, SpeedStats, fleet_speeds, observe
 from smartqueue.stopping import wait_or_stop
 from smartqueue.store import Store
+
+log = logging.getLogger("smartqueue.speeds")
 
 REFRESH_S = 1.0
 
@@ -53,8 +55,9 @@ class SpeedBook:
         With `unless_newer_than_s`, nothing happens when another sync ended that recently
         (consumers that found the speeds stale at once sync once).
 
-        Two replicas syncing one GPU at the same instant may lose one's samples: a statistic
-        over hundreds of jobs does not need a lock across replicas.
+        Two replicas syncing one GPU at the same instant may lose one's samples, and a write
+        whose reply is lost is counted again at the next sync: a statistic over hundreds of
+        jobs needs neither a lock across replicas nor exactly-once writes.
         """
         async with self._syncing:
             age_s = time.monotonic() - self._synced_at
@@ -70,18 +73,24 @@ class SpeedBook:
                 await self.store.speeds.write(
                     {gpu: stats[gpu].to_fields() for gpu, learnt in unsynced.items() if learnt}
                 )
-            except StoreUnavailable:
+            except BaseException:  # not written (or not known to be): kept for the next sync
                 for gpu, learnt in unsynced.items():
                     self._unsynced[gpu][:0] = learnt
                 raise
+            for gpu, learnt in self._unsynced.items():  # learnt while the write was under way
+                for sample, at in learnt:
+                    stats[gpu] = observe(stats[gpu], sample, now=at)
             self._stats, self._synced_at = stats, time.monotonic()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Sync every `refresh_s` while samples wait (a replica that plans nothing still shares
-        what it learnt), and once more when `stopping` is set."""
+        """Sync every `refresh_s` while samples wait, so a replica that plans nothing still
+        shares what it learnt, until `stopping` is set (the owner syncs once more after its
+        last job). A failed sync is retried at the next turn; it never stops the caller."""
         while not await wait_or_stop(stopping, self.refresh_s):
             if any(self._unsynced.values()):
-                with contextlib.suppress(StoreUnavailable):
+                try:
                     await self.sync()
-        with contextlib.suppress(StoreUnavailable):
-            await self.sync()
+                except StoreUnavailable:
+                    pass
+                except Exception:
+                    log.exception("speed sync failed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -123,6 +124,28 @@ async def test_engine_reads_the_queue_once_per_job_when_nothing_else_waits(
         reads = await queue_reads(client) - before
 
     assert 10 <= reads <= 12, f"{reads} reads of the queue for 10 jobs (was 2 a job)"
+
+
+async def test_engine_reads_the_queue_after_every_job_while_another_replica_has_consumers(
+    sims: Callable[..., dict[str, InProcessSim]], engine_settings: Callable[..., Settings]
+) -> None:
+    """Another replica's consumer may take a wake-up and find every slot busy; this replica
+    cannot know, so its consumers read the queue whenever their job ends."""
+    gpus = sims(a={"slots": 2})
+    fleet = fleet_for(gpus, {"default": ["a"]}, {"a": 2})
+    settings = engine_settings(idle_poll_s=30.0)
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    await redis.zadd(Keys(settings.key_prefix).consumers, {"other-replica-c0": time.time() + 3600})
+
+    async with service(settings, fleet) as client:
+        await wait_terminal(client, [await submit(client)])
+        before = await queue_reads(client)
+        for _ in range(5):
+            await wait_terminal(client, [await submit(client)])
+        reads = await queue_reads(client) - before
+    await redis.aclose()
+
+    assert reads >= 10, f"{reads} reads of the queue for 5 jobs"
 
 
 async def queue_reads(client: httpx.AsyncClient) -> float:

@@ -15,6 +15,7 @@ from smartqueue.errors import OutcomeUnknown
 from smartqueue.models import Priority, new_job_id
 from smartqueue.queue import Lease, NewJob
 from smartqueue.store import Store
+from tests.support.redis_ha import wait_replicating
 from tests.support.redis_server import RedisServer
 
 LEASE = Lease(lease_ms=30_000, aging_ms=30_000)
@@ -36,9 +37,10 @@ def pair(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
     replica.workdir.mkdir()
     replica.start()
     try:
+        wait_replicating(replica)
         with redis.Redis(port=primary.port) as client:
             client.set("synced", 1)
-            assert client.wait(1, 5000) == 1
+            assert client.wait(1, 10_000) == 1
         yield primary, replica
     finally:
         replica.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from smartqueue.planner import SAMPLE_DECAY, Sample, SpeedStats
 from smartqueue.speed_book import SpeedBook
 from smartqueue.store import Store
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_until
 
 GPUS = ["fast", "other"]
 FAST = [Sample(0, tokens, 0.01 + 0.001 * tokens, None) for tokens in (16, 64, 128, 256, 32)]
@@ -95,16 +97,48 @@ async def test_samples_stay_for_the_next_sync_when_the_write_fails(
     assert await stored_weight(store, "fast") == pytest.approx(weight_of(len(FAST) + 1))
 
 
-async def test_run_shares_the_samples_before_it_stops(store: Store) -> None:
-    mine, stopping = SpeedBook(store, GPUS, refresh_s=0.05), asyncio.Event()
+async def test_a_sample_learnt_while_the_write_is_under_way_still_counts_here(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = book(store)
+    for sample in FAST[:3]:
+        mine.learn("fast", sample, now=1.0)
+    write = store.speeds.write
+
+    async def learning_meanwhile(*args: Any, **kwargs: Any) -> None:
+        mine.learn("fast", FAST[3], now=2.0)
+        await write(*args, **kwargs)
+
+    monkeypatch.setattr(store.speeds, "write", learning_meanwhile)
+    await mine.sync()
+
+    assert (await mine.speeds())["fast"].samples == pytest.approx(weight_of(4))
+    assert await stored_weight(store, "fast") == pytest.approx(weight_of(3)), "shared next time"
+
+
+async def test_run_shares_samples_every_refresh_and_outlives_a_failed_sync(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, stopping = SpeedBook(store, GPUS, refresh_s=0.02), asyncio.Event()
+    write, writes = store.speeds.write, []
+
+    async def failing_once(*args: Any, **kwargs: Any) -> None:
+        writes.append(args)
+        if len(writes) == 1:
+            raise StoreUnavailable()
+        await write(*args, **kwargs)
+
+    monkeypatch.setattr(store.speeds, "write", failing_once)
     running = asyncio.create_task(mine.run(stopping))
     mine.learn("fast", FAST[0], now=1.0)
-    await asyncio.sleep(0.2)
-    shared_while_running = await stored_weight(store, "fast")
-    mine.learn("fast", FAST[1], now=2.0)
 
+    async def shared() -> float | None:
+        weight = await stored_weight(store, "fast")
+        return weight or None
+
+    weight = await wait_until(shared, timeout_s=10, what="the sample shared by run()")
     stopping.set()
     await asyncio.wait_for(running, timeout=5)
 
-    assert shared_while_running == pytest.approx(1.0)
-    assert await stored_weight(store, "fast") == pytest.approx(weight_of(2))
+    assert weight == pytest.approx(1.0)
+    assert len(writes) >= 2, "the failed sync was retried"

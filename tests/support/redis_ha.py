@@ -88,14 +88,20 @@ class SentinelDeployment:
 
     def wait_replicating(self, server: RedisServer, *, timeout_s: float = 90.0) -> None:
         """Block until `server` is a replica with its link to the primary up."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with redis.Redis(port=server.port, socket_timeout=0.5) as client:
-                info = client.info("replication")
-            if info.get("role") == "slave" and info.get("master_link_status") == "up":
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"redis on {server.port} is not a synced replica after {timeout_s} s")
+        wait_replicating(server, timeout_s=timeout_s)
+
+
+def wait_replicating(server: RedisServer, *, timeout_s: float = 90.0) -> None:
+    """Block until `server` is a replica with its link to the primary up (its first full sync
+    done: on a busy machine that can take longer than a `WAIT` timeout of a few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with redis.Redis(port=server.port, socket_timeout=0.5) as client:
+            info = client.info("replication")
+        if info.get("role") == "slave" and info.get("master_link_status") == "up":
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"redis on {server.port} is not a synced replica after {timeout_s} s")
 
 
 def _sentinel_config(workdir: Path, port: int, primary_port: int) -> Path:

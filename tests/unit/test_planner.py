@@ -460,16 +460,16 @@ def test_fleet_speeds_takes_an_unlearned_gpu_to_be_as_fast_as_the_fastest_learne
     slower = replace(fast, decode_s_per_token=0.002)
     stats = {
         "fast": learned([synthetic(fast, rng) for _ in range(20)]),
-        "slower": learned([synthetic(slower, rng) for _ in range(20)]),
+        # never streamed, every answer 100 tokens: its start time is the prior's to give
+        "slower": learned([Sample(0, 100, 0.21, None) for _ in range(10)]),
         "new": learned([synthetic(slower, rng) for _ in range(2)]),
     }
 
     speeds = fleet_speeds(stats, prior=DEFAULT_PRIOR)
 
     assert speeds["new"] == replace(speeds["fast"], samples=stats["new"].answer.weight)
-    for learnt in ("fast", "slower"):  # enough samples of their own: the prior plays no part
+    for learnt in ("fast", "slower"):  # learnt: what their samples do not teach, the prior's
         assert speeds[learnt] == estimate(stats[learnt], prior=DEFAULT_PRIOR)
-    assert speeds["slower"].decode_s_per_token > 1.5 * speeds["fast"].decode_s_per_token
 
 
 def test_fleet_speeds_keep_to_the_prior_until_some_gpu_has_learned() -> None:

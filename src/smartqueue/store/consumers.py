@@ -30,6 +30,14 @@ class Consumers:
             await pipe.execute()
 
     @translate_errors
+    async def others_live(self, *, prefix: str, now: float, ttl_s: float) -> bool:
+        """Whether a consumer whose id does not start with `prefix` (another replica's) sent a
+        heartbeat within `ttl_s`."""
+        ids = await self.context.redis.zrangebyscore(self.context.keys.consumers, now - ttl_s,
+                                                     "+inf")  # fmt: skip
+        return any(not member.decode().startswith(prefix) for member in cast(list[bytes], ids))
+
+    @translate_errors
     async def forget(self, consumer_id: str) -> None:
         """Remove a consumer that stopped cleanly."""
         await self.context.redis.delete(self.context.keys.consumer(consumer_id))
