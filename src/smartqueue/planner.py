@@ -233,12 +233,12 @@ def fleet_speeds(stats: Mapping[str, SpeedStats], *, prior: Speed) -> dict[str, 
     fleet's real speed would instead make every unlearned GPU look many times slower (or faster)
     than the learned ones, and the plan would starve it of the jobs it needs to learn.
     """
-    learned = [estimate(item, prior=prior) for item in stats.values()
-               if item.answer.weight >= MIN_SAMPLE_WEIGHT]  # fmt: skip
-    fastest = min(learned, default=prior, key=lambda speed: predicted_duration_s(
+    learned = {gpu: estimate(item, prior=prior) for gpu, item in stats.items()
+               if item.answer.weight >= MIN_SAMPLE_WEIGHT}  # fmt: skip
+    fastest = min(learned.values(), default=prior, key=lambda speed: predicted_duration_s(
         speed, prompt_tokens=0, output_tokens=REFERENCE_OUTPUT_TOKENS))  # fmt: skip
-    return {gpu: estimate(item, prior=prior if item.answer.weight >= MIN_SAMPLE_WEIGHT
-                          else fastest) for gpu, item in stats.items()}  # fmt: skip
+    return {gpu: learned[gpu] if gpu in learned else estimate(item, prior=fastest)
+            for gpu, item in stats.items()}  # fmt: skip
 
 
 def _ttft_line(stats: SpeedStats, *, prior: Speed) -> tuple[float, float]:

@@ -65,10 +65,9 @@ class SpeedBook:
                 return
             stored = await self.store.speeds.read(self.gpus)
             unsynced, self._unsynced = self._unsynced, {gpu: [] for gpu in self.gpus}
-            stats = {gpu: SpeedStats.from_fields(stored[gpu]) for gpu in self.gpus}
-            for gpu, learnt in unsynced.items():
-                for sample, at in learnt:
-                    stats[gpu] = observe(stats[gpu], sample, now=at)
+            stats = _with_samples(
+                {gpu: SpeedStats.from_fields(stored[gpu]) for gpu in self.gpus}, unsynced
+            )
             try:
                 await self.store.speeds.write(
                     {gpu: stats[gpu].to_fields() for gpu, learnt in unsynced.items() if learnt}
@@ -77,10 +76,9 @@ class SpeedBook:
                 for gpu, learnt in unsynced.items():
                     self._unsynced[gpu][:0] = learnt
                 raise
-            for gpu, learnt in self._unsynced.items():  # learnt while the write was under way
-                for sample, at in learnt:
-                    stats[gpu] = observe(stats[gpu], sample, now=at)
-            self._stats, self._synced_at = stats, time.monotonic()
+            # with the samples learnt while the write was under way (shared at the next sync)
+            self._stats = _with_samples(stats, self._unsynced)
+            self._synced_at = time.monotonic()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Sync every `refresh_s` while samples wait, so a replica that plans nothing still
@@ -94,3 +92,11 @@ class SpeedBook:
                     pass
                 except Exception:
                     log.exception("speed sync failed")
+
+
+def _with_samples(stats: dict[str, SpeedStats], learnt: dict[str, Learnt]) -> dict[str, SpeedStats]:
+    """`stats` with each GPU's `learnt` samples observed in order."""
+    for gpu, samples in learnt.items():
+        for sample, at in samples:
+            stats[gpu] = observe(stats[gpu], sample, now=at)
+    return stats
